@@ -1,0 +1,138 @@
+"""One decode worker shared by every stream, so STT load has a single, visible queue.
+
+Finals go first, in arrival order, and are never dropped. Interims are latest-wins
+per stream: a new request replaces the one still waiting, so under load interims
+thin out instead of queueing up. Requests waiting together are decoded in one
+batched call. The recogniser runs in a dedicated thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from media_server.engines.stt.base import BatchRecognizer, DecodeRequest, Transcript
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _Job:
+    stream: Hashable
+    request: DecodeRequest
+    future: asyncio.Future[Transcript]
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class SchedulerStats:
+    decodes: int = 0
+    batches: int = 0
+    interims_dropped: int = 0
+    busy_seconds: float = 0.0
+    final_wait_ewma_s: float = 0.0  # how long finals wait for the worker, smoothed
+
+
+class DecodeScheduler:
+    def __init__(self, recognizer: BatchRecognizer, batch_size: int = 4) -> None:
+        self.recognizer = recognizer
+        self._batch_size = batch_size
+        self._finals: deque[_Job] = deque()
+        self._interims: dict[Hashable, _Job] = {}
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stt-decode")
+        self._worker: asyncio.Task[None] | None = None
+        self.stats = SchedulerStats()
+
+    def start(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._run(), name="stt-decode-scheduler")
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+            self._worker = None
+        for job in [*self._finals, *self._interims.values()]:
+            job.future.cancel()
+        self._finals.clear()
+        self._interims.clear()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._finals) + len(self._interims)
+
+    def submit_final(self, stream: Hashable, request: DecodeRequest) -> asyncio.Future[Transcript]:
+        job = _Job(stream, request, asyncio.get_running_loop().create_future())
+        self._finals.append(job)
+        self._wakeup.set()
+        return job.future
+
+    def submit_interim(
+        self, stream: Hashable, request: DecodeRequest
+    ) -> asyncio.Future[Transcript]:
+        self.cancel_interim(stream)
+        job = _Job(stream, request, asyncio.get_running_loop().create_future())
+        self._interims[stream] = job
+        self._wakeup.set()
+        return job.future
+
+    def cancel_interim(self, stream: Hashable) -> None:
+        old = self._interims.pop(stream, None)
+        if old is not None:
+            old.future.cancel()
+            self.stats.interims_dropped += 1
+
+    def cancel_stream(self, stream: Hashable) -> None:
+        """Drop everything a closed stream still waits for."""
+        self.cancel_interim(stream)
+        for job in [j for j in self._finals if j.stream == stream]:
+            self._finals.remove(job)
+            job.future.cancel()
+
+    def _next_batch(self) -> list[_Job]:
+        batch: list[_Job] = []
+        while self._finals and len(batch) < self._batch_size:
+            batch.append(self._finals.popleft())
+        # Oldest waiting interims fill what finals leave of the batch.
+        for stream in list(self._interims)[: self._batch_size - len(batch)]:
+            batch.append(self._interims.pop(stream))
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while batch := self._next_batch():
+                started = time.monotonic()
+                for job in batch:
+                    if job.request.final:
+                        wait = started - job.enqueued
+                        self.stats.final_wait_ewma_s += 0.2 * (wait - self.stats.final_wait_ewma_s)
+                try:
+                    results = await loop.run_in_executor(
+                        self._executor, self.recognizer.transcribe, [j.request for j in batch]
+                    )
+                except asyncio.CancelledError:
+                    for job in batch:
+                        job.future.cancel()
+                    raise
+                except Exception as exc:
+                    log.exception("decode failed", extra={"batch": len(batch)})
+                    for job in batch:
+                        if not job.future.done():
+                            job.future.set_exception(exc)
+                    continue
+                self.stats.busy_seconds += time.monotonic() - started
+                self.stats.batches += 1
+                self.stats.decodes += len(batch)
+                for job, result in zip(batch, results, strict=True):
+                    if not job.future.done():
+                        job.future.set_result(result)

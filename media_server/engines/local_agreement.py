@@ -1,0 +1,39 @@
+"""LocalAgreement-2: show a word as stable once two consecutive passes agree on it.
+
+Each interim pass re-decodes the whole growing utterance, and Whisper may change
+its mind about the last words. The longest common prefix of two consecutive
+hypotheses is confirmed and never taken back (for interims; the final decides),
+so the stable part of an interim never flickers.
+"""
+
+from __future__ import annotations
+
+import re
+
+_PUNCT = re.compile(r"[^\w']+")
+
+
+def _norm(word: str) -> str:
+    return _PUNCT.sub("", word.lower())
+
+
+class LocalAgreement:
+    def __init__(self) -> None:
+        self._confirmed: list[str] = []
+        self._previous: list[str] = []
+
+    def update(self, hypothesis: str) -> tuple[str, int]:
+        """Take a new hypothesis; return (text to show, number of stable leading characters)."""
+        words = hypothesis.split()
+        agreed = 0
+        for a, b in zip(self._previous, words, strict=False):
+            if _norm(a) != _norm(b):
+                break
+            agreed += 1
+        if agreed > len(self._confirmed):
+            self._confirmed = words[:agreed]
+        self._previous = words
+        stable = " ".join(self._confirmed)
+        tail = words[len(self._confirmed):]
+        text = " ".join([*self._confirmed, *tail])
+        return text, len(stable)

@@ -1,0 +1,1 @@
+"""Speech-to-text: the Protocol in base.py, one module per provider."""

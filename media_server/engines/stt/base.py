@@ -1,0 +1,77 @@
+"""Speech-to-text interfaces: streaming recognisers and the batch recognisers behind them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+
+
+class SpeechEventKind(StrEnum):
+    START = "start"  # speech began (an utterance opens)
+    INTERIM = "interim"  # a revisable hypothesis of the open utterance
+    FINAL = "final"  # the utterance's last word; the next event opens a new one
+    END = "end"  # the stream is over; no event follows
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEvent:
+    kind: SpeechEventKind
+    text: str = ""
+    start_ms: int = 0  # from the start of the stream's audio
+    end_ms: int = 0
+    stability: float = 0.0  # share of `text` that later interims keep (0..1)
+    stable_chars: int = 0  # the first `stable_chars` characters of `text` will not change
+
+
+class SpeechStream(Protocol):
+    """One speaker's audio in, speech events out."""
+
+    def push(self, pcm: bytes) -> None:
+        """Add 16-bit mono PCM at the stream's sample rate. Never blocks."""
+
+    def end(self) -> None:
+        """No more audio: finish the open utterance, then yield END."""
+
+    async def aclose(self) -> None:
+        """Stop at once, dropping pending work."""
+
+    def __aiter__(self) -> AsyncIterator[SpeechEvent]: ...
+
+
+class SpeechToText(Protocol):
+    name: str
+
+    def languages(self) -> frozenset[str]: ...
+
+    def open_stream(self, language: str, sample_rate: int = 16000) -> SpeechStream: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeRequest:
+    audio: np.ndarray  # float32 mono, 16 kHz
+    language: str
+    final: bool  # finals may use a costlier search than interims
+    context: str = ""  # what the speaker said just before: conditions the decoder
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    text: str
+    no_speech_prob: float = 0.0
+
+
+class BatchRecognizer(Protocol):
+    """A non-streaming recogniser (Whisper): whole utterances in, text out.
+
+    `transcribe` blocks and is CPU-heavy: callers run it in a worker thread.
+    """
+
+    name: str
+
+    def languages(self) -> frozenset[str]: ...
+
+    def transcribe(self, requests: Sequence[DecodeRequest]) -> list[Transcript]: ...

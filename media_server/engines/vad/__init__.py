@@ -1,0 +1,1 @@
+"""Voice activity detection: the Protocol in base.py, one module per provider."""
