@@ -21,6 +21,9 @@ utterance_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 _CONTEXT_FIELDS = ("session_id", "utterance_id")
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# aiohttp's access log attaches these; its message already says them.
+_STANDARD_ATTRS |= {"remote_address", "request_start_time", "first_request_line",
+                    "response_status", "response_size", "request_header"}
 
 
 class _ContextFilter(logging.Filter):

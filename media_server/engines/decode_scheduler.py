@@ -68,6 +68,11 @@ class DecodeScheduler:
     def queue_depth(self) -> int:
         return len(self._finals) + len(self._interims)
 
+    @property
+    def final_backlog_s(self) -> float:
+        """How long the oldest waiting final has waited (0 when none waits)."""
+        return time.monotonic() - self._finals[0].enqueued if self._finals else 0.0
+
     def submit_final(self, stream: Hashable, request: DecodeRequest) -> asyncio.Future[Transcript]:
         job = _Job(stream, request, asyncio.get_running_loop().create_future())
         self._finals.append(job)

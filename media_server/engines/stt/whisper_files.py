@@ -53,7 +53,8 @@ def whisper_base_dir(data_dir: str | Path) -> Path:
     model = target / "model.bin"
     if stamp.is_file() and model.is_file():
         try:
-            if json.loads(stamp.read_text()) == expected and model.stat().st_size == expected["size"]:
+            stamped = json.loads(stamp.read_text())
+            if stamped == expected and model.stat().st_size == expected["size"]:
                 return target
         except (OSError, ValueError):
             pass

@@ -1,0 +1,58 @@
+"""Speech events -> caption messages with utterance ids, revisions and session offsets.
+
+One builder per speaker. An utterance opens with its first interim or final and
+closes with its final; every message of it has the same `utterance_id` and a
+revision one higher than the last, so clients order and dedupe by
+(utterance_id, revision) and replace an interim in place by its final.
+"""
+
+from __future__ import annotations
+
+from media_server.engines.stt.base import SpeechEvent, SpeechEventKind
+from media_server.protocol import CaptionMessage
+
+
+class CaptionBuilder:
+    def __init__(self, speaker_id: str, speaker_name: str, lang: str, offset_ms: int = 0) -> None:
+        self._speaker_id = speaker_id
+        self.speaker_name = speaker_name
+        self.lang = lang
+        self._offset_ms = offset_ms  # where the speech stream starts in session time
+        self._sequence = 0
+        self._revision = 0
+        self._open = False
+        self._last_text: str | None = None
+
+    @property
+    def current_utterance_id(self) -> str:
+        return f"{self._speaker_id}-{self._sequence}"
+
+    def on_event(self, event: SpeechEvent) -> CaptionMessage | None:
+        """Return the caption to send for this event, or None if it changes nothing."""
+        if event.kind not in (SpeechEventKind.INTERIM, SpeechEventKind.FINAL):
+            return None
+        final = event.kind is SpeechEventKind.FINAL
+        if not self._open:
+            if final and not event.text:
+                return None  # a false start with nothing on screen: nothing to close
+            self._sequence += 1
+            self._revision = 0
+            self._open = True
+            self._last_text = None
+        if not final and event.text == self._last_text:
+            return None
+        self._revision += 1
+        self._last_text = event.text
+        if final:
+            self._open = False
+        return CaptionMessage(
+            utterance_id=self.current_utterance_id,
+            revision=self._revision,
+            status="final" if final else "interim",
+            speaker=self.speaker_name,
+            lang=self.lang,
+            text=event.text,
+            start_ms=self._offset_ms + event.start_ms,
+            end_ms=self._offset_ms + event.end_ms,
+            stable_chars=event.stable_chars,
+        )

@@ -1,0 +1,85 @@
+"""One speaker's chain: received frames -> 16 kHz PCM -> speech stream -> captions."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import av
+
+from media_server.audio import PcmResampler, samples_to_ms
+from media_server.captions import CaptionBuilder
+from media_server.engines.stt.base import SpeechEventKind, SpeechStream
+from media_server.log import utterance_id_var
+from media_server.protocol import ErrorMessage, ServerMessage, StateMessage
+
+log = logging.getLogger(__name__)
+
+# A final this far behind the audio means recognition cannot keep up.
+BEHIND_MS = 3000
+BEHIND_WARNING_INTERVAL_S = 30.0
+
+
+class SpeakerPipeline:
+    def __init__(
+        self,
+        stream: SpeechStream,
+        captions: CaptionBuilder,
+        send: Callable[[ServerMessage], None],
+    ) -> None:
+        self._stream = stream
+        self._captions = captions
+        self._send = send
+        self._resampler = PcmResampler()
+        self._samples_in = 0
+        self._last_behind_warning = 0.0
+
+    @property
+    def audio_ms(self) -> int:
+        """Milliseconds of speaker audio received so far."""
+        return samples_to_ms(self._samples_in)
+
+    def push_frame(self, frame: object) -> None:
+        if not isinstance(frame, av.AudioFrame):
+            return  # aiortc types recv() loosely; an audio track only gives AudioFrames
+        pcm = self._resampler.convert(frame)
+        self._samples_in += len(pcm) // 2
+        self._stream.push(pcm)
+
+    def end(self) -> None:
+        self._stream.end()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def run(self) -> None:
+        """Turn the stream's events into messages until the stream ends."""
+        async for event in self._stream:
+            if event.kind is SpeechEventKind.START:
+                self._send(StateMessage("listening"))
+                continue
+            if event.kind is SpeechEventKind.END:
+                break
+            caption = self._captions.on_event(event)
+            if caption is None:
+                continue
+            self._send(caption)
+            if caption.status == "final":
+                utterance_id_var.set(caption.utterance_id)
+                lag_ms = self.audio_ms - event.end_ms
+                log.info("final caption", extra={
+                    "text": caption.text, "start_ms": caption.start_ms,
+                    "end_ms": caption.end_ms, "lag_ms": lag_ms})
+                self._send(StateMessage("idle"))
+                self._warn_if_behind(lag_ms)
+
+    def _warn_if_behind(self, lag_ms: int) -> None:
+        now = time.monotonic()
+        if lag_ms > BEHIND_MS and now - self._last_behind_warning > BEHIND_WARNING_INTERVAL_S:
+            self._last_behind_warning = now
+            log.warning("recognition is behind", extra={"lag_ms": lag_ms})
+            self._send(ErrorMessage(
+                "stt_behind",
+                f"speech recognition is {lag_ms / 1000:.1f} s behind; captions are delayed",
+            ))

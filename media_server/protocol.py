@@ -1,0 +1,132 @@
+"""Data-channel protocol (label `captions`, one JSON object per message).
+
+Server -> client messages are dataclasses with a `to_json()`; client -> server
+messages are parsed and validated by `parse_client_message`, which raises
+`ProtocolError` with a code the client can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+CHANNEL_LABEL = "captions"
+
+SessionState = Literal["idle", "listening", "translating", "speaking"]
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    lang: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CaptionMessage:
+    utterance_id: str
+    revision: int
+    status: Literal["interim", "final"]
+    speaker: str
+    lang: str
+    text: str
+    start_ms: int
+    end_ms: int
+    stable_chars: int = 0  # interims: this many leading characters will not change
+    translation: Translation | None = None
+    type: Literal["caption"] = field(default="caption", init=False)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StateMessage:
+    state: SessionState
+    type: Literal["state"] = field(default="state", init=False)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMessage:
+    code: str
+    message: str
+    type: Literal["error"] = field(default="error", init=False)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class PongMessage:
+    type: Literal["pong"] = field(default="pong", init=False)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+ServerMessage = CaptionMessage | StateMessage | ErrorMessage | PongMessage
+
+
+# -- client -> server -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SetLanguage:
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetTts:
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Bye:
+    """The page is going away (sent on unload): close the session now."""
+
+
+ClientMessage = SetLanguage | SetTts | Ping | Bye
+
+
+class ProtocolError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _field(data: dict[str, Any], name: str, kind: type) -> Any:
+    value = data.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ProtocolError("bad_message", f"'{name}' must be a {kind.__name__}")
+    return value
+
+
+def parse_client_message(raw: str | bytes, max_bytes: int) -> ClientMessage:
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > max_bytes:
+        raise ProtocolError("message_too_large", f"message of {size} bytes exceeds {max_bytes}")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError("bad_message", "message is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_message", "message must be a JSON object")
+    kind = data.get("type")
+    if kind == "set_language":
+        return SetLanguage(_field(data, "target", str))
+    if kind == "set_tts":
+        return SetTts(_field(data, "enabled", bool))
+    if kind == "ping":
+        return Ping()
+    if kind == "bye":
+        return Bye()
+    raise ProtocolError("unknown_type", f"unknown message type {kind!r}")

@@ -1,0 +1,94 @@
+"""The live sessions of this process, by id."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+
+from aiortc import RTCConfiguration, RTCIceServer
+
+from media_server.admission import SpeakerSlots
+from media_server.engines.local import Engines
+from media_server.errors import BadRequest, NotFound, Unavailable
+from media_server.peer import Peer, PeerLimits, SessionInfo
+from media_server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_ROOM = re.compile(r"^[\w.-]{1,64}$")
+MAX_NAME_CHARS = 64
+
+
+class SessionRegistry:
+    def __init__(self, settings: Settings, engines: Engines) -> None:
+        self._settings = settings
+        self._engines = engines
+        self._peers: dict[str, Peer] = {}
+        self.speakers = SpeakerSlots(settings.max_speakers, engines.scheduler)
+        self._limits = PeerLimits(
+            idle_timeout_s=settings.peer_idle_timeout_s,
+            connect_timeout_s=settings.offer_timeout_s,
+            max_message_bytes=settings.max_message_bytes,
+        )
+        # The server's own ICE: no STUN unless configured (a media server with a
+        # public address needs none, and an unreachable one delays every answer by 5 s).
+        self._rtc_config = RTCConfiguration(
+            iceServers=[RTCIceServer(urls=url) for url in settings.stun_urls]
+        )
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def languages(self) -> frozenset[str]:
+        return self._engines.stt.languages()
+
+    def create(
+        self, room: str, name: str, source_lang: str, target_lang: str, speak: bool
+    ) -> Peer:
+        if not _ROOM.match(room):
+            raise BadRequest("bad_room", "room must be 1-64 letters, digits, '.', '_' or '-'")
+        if not name.strip() or len(name) > MAX_NAME_CHARS:
+            raise BadRequest("bad_name", f"name must be 1-{MAX_NAME_CHARS} characters")
+        for lang in (source_lang, target_lang):
+            if not _LANG.match(lang):
+                raise BadRequest("bad_language", f"{lang!r} is not a language code")
+        if source_lang not in self.languages():
+            raise BadRequest("unsupported_language",
+                             f"speech recognition does not support {source_lang!r}")
+        if target_lang != source_lang:
+            raise BadRequest("unsupported_language_pair",
+                             f"no translation from {source_lang!r} to {target_lang!r} "
+                             "on this server")
+        if len(self._peers) >= self._settings.max_sessions:
+            raise Unavailable("too_many_sessions", "the server has no room for another session")
+        session_id = secrets.token_urlsafe(18)
+        if speak:
+            self.speakers.acquire(session_id)
+        info = SessionInfo(
+            id=session_id, room=room, name=name.strip(), source_lang=source_lang,
+            target_lang=target_lang, speak=speak, participant_id=secrets.token_hex(4),
+        )
+        peer = Peer(info, self._engines.stt, self._limits, self._forget, self._rtc_config)
+        self._peers[session_id] = peer
+        log.info("session created", extra={"session_id": session_id, "room": room,
+                                           "speak": speak, "source_lang": source_lang})
+        return peer
+
+    def get(self, session_id: str) -> Peer:
+        peer = self._peers.get(session_id)
+        if peer is None:
+            raise NotFound("unknown_session", "no such session")
+        return peer
+
+    async def close(self, session_id: str, reason: str) -> None:
+        await self.get(session_id).close(reason)
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(p.close("server shutdown") for p in list(self._peers.values())))
+
+    async def _forget(self, peer: Peer) -> None:
+        self._peers.pop(peer.info.id, None)
+        self.speakers.release(peer.info.id)

@@ -1,0 +1,90 @@
+"""The aiohttp application: API routes, health, the web client, engine start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from media_server.engines.local import Engines, load_local_engines
+from media_server.ice_addresses import restrict_host_addresses
+from media_server.registry import SessionRegistry
+from media_server.settings import Settings
+from signaling import sessions
+from signaling.errors import error_middleware
+from signaling.state import RUNTIME, SETTINGS, Runtime
+
+log = logging.getLogger(__name__)
+
+WEB_ROOT = Path(__file__).resolve().parent.parent / "web_client"
+EngineLoader = Callable[[Settings], Awaitable[Engines]]
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    if request.app[RUNTIME].registry is None:
+        return web.json_response({"status": "loading"}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+@routes.get("/")
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_ROOT / "index.html")
+
+
+def create_app(
+    settings: Settings,
+    engines: Engines | None = None,
+    load_engines: EngineLoader = load_local_engines,
+) -> web.Application:
+    """Build the app. Given `engines`, it is ready at once and the caller owns them;
+    otherwise it loads its own in the background and closes them on shutdown."""
+    restrict_host_addresses(settings.ice_host_addresses)
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[error_middleware])
+    app[SETTINGS] = settings
+    runtime = app[RUNTIME] = Runtime()
+    if engines is not None:
+        runtime.registry = SessionRegistry(settings, engines)
+    app.add_routes(routes)
+    app.add_routes(sessions.routes)
+    app.router.add_static("/", WEB_ROOT, show_index=False)
+
+    async def engines_context(app: web.Application) -> AsyncIterator[None]:
+        async def load() -> None:
+            try:
+                engines = await load_engines(settings)
+            except Exception:
+                log.exception("engines failed to load; /readyz stays 503")
+                return
+            runtime.engines = engines
+            runtime.registry = SessionRegistry(settings, engines)
+
+        # Load in the background: /healthz answers at once, /readyz once loaded.
+        loading = asyncio.create_task(load(), name="load-engines")
+        yield
+        loading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loading
+        if runtime.engines is not None:
+            await runtime.engines.close()
+
+    async def close_sessions(app: web.Application) -> None:
+        if runtime.registry is not None:
+            await runtime.registry.close_all()
+
+    app.on_shutdown.append(close_sessions)
+    if engines is None:
+        app.cleanup_ctx.append(engines_context)
+    return app

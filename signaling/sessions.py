@@ -1,0 +1,107 @@
+"""Session API: create, offer/answer, trickle ICE, inspect, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from media_server.errors import BadRequest, Unavailable
+from media_server.registry import SessionRegistry
+from media_server.settings import Settings
+from signaling.state import RUNTIME, SETTINGS
+
+routes = web.RouteTableDef()
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    body = await request.read()  # raises 413 past client_max_size
+    try:
+        data = await request.json() if body else None
+    except ValueError as exc:
+        raise BadRequest("bad_json", "request body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("bad_json", "request body must be a JSON object")
+    return data
+
+
+def _get(data: dict[str, Any], name: str, kind: type, default: Any) -> Any:
+    value = data.get(name, default)
+    if not isinstance(value, kind):
+        raise BadRequest("bad_field", f"'{name}' must be a {kind.__name__}")
+    return value
+
+
+def _registry(request: web.Request) -> SessionRegistry:
+    registry = request.app[RUNTIME].registry
+    if registry is None:
+        raise Unavailable("not_ready", "the engines are still loading; try again shortly")
+    return registry
+
+
+def _ice_servers(settings: Settings) -> list[dict[str, Any]]:
+    return [{"urls": [url]} for url in settings.stun_urls]
+
+
+@routes.post("/api/sessions")
+async def create_session(request: web.Request) -> web.Response:
+    registry = _registry(request)
+    settings = request.app[SETTINGS]
+    data = await _json_object(request)
+    source = _get(data, "source_lang", str, settings.stt_default_language)
+    peer = registry.create(
+        room=_get(data, "room", str, "default"),
+        name=_get(data, "name", str, "Speaker"),
+        source_lang=source,
+        target_lang=_get(data, "target_lang", str, source),
+        speak=_get(data, "speak", bool, True),
+    )
+    return web.json_response(
+        {
+            "session_id": peer.info.id,
+            "participant_id": peer.info.participant_id,
+            "ice_servers": _ice_servers(settings),
+        },
+        status=201,
+    )
+
+
+@routes.get("/api/sessions/{session_id}")
+async def get_session(request: web.Request) -> web.Response:
+    peer = _registry(request).get(request.match_info["session_id"])
+    info = peer.info
+    return web.json_response({
+        "session_id": info.id, "room": info.room, "name": info.name,
+        "source_lang": info.source_lang, "target_lang": peer.target_lang, "speak": info.speak,
+        "connection_state": peer.pc.connectionState,
+    })
+
+
+@routes.post("/api/sessions/{session_id}/offer")
+async def offer(request: web.Request) -> web.Response:
+    peer = _registry(request).get(request.match_info["session_id"])
+    data = await _json_object(request)
+    answer = await peer.answer(_get(data, "sdp", str, None), _get(data, "type", str, None))
+    return web.json_response({"sdp": answer.sdp, "type": answer.type})
+
+
+@routes.patch("/api/sessions/{session_id}/ice")
+async def trickle_ice(request: web.Request) -> web.Response:
+    peer = _registry(request).get(request.match_info["session_id"])
+    data = await _json_object(request)
+    candidates = data.get("candidates", [data])
+    if not isinstance(candidates, list) or not all(isinstance(c, dict) for c in candidates):
+        raise BadRequest("bad_candidate", "'candidates' must be a list of objects")
+    await peer.add_ice_candidates(candidates)
+    return web.Response(status=204)
+
+
+@routes.delete("/api/sessions/{session_id}")
+async def delete_session(request: web.Request) -> web.Response:
+    await _registry(request).close(request.match_info["session_id"], "deleted by client")
+    return web.Response(status=204)
+
+
+@routes.get("/api/languages")
+async def languages(request: web.Request) -> web.Response:
+    return web.json_response({"speech": sorted(_registry(request).languages())})

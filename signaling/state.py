@@ -1,0 +1,23 @@
+"""What the application holds, under typed keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from media_server.engines.local import Engines
+from media_server.registry import SessionRegistry
+from media_server.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """Filled once the engines have loaded (start-up does not wait for them)."""
+
+    engines: Engines | None = None
+    registry: SessionRegistry | None = None
+
+
+SETTINGS = web.AppKey("settings", Settings)
+RUNTIME = web.AppKey("runtime", Runtime)

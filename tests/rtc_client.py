@@ -1,0 +1,159 @@
+"""A real aiortc peer that speaks to the server through its HTTP API and data channel.
+
+Used by the tests and the benchmarks. `PcmTrack` plays audio in real time like a
+microphone (then silence, as a muted mic would), and remembers the wall-clock
+time its first sample went out so that latency can be measured against the audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import av
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+RATE = 48000
+FRAME = 960  # 20 ms
+
+
+def load_pcm48(path: str | Path) -> np.ndarray:
+    """Decode any audio file to 48 kHz mono int16."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+    chunks = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+    chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+    return np.concatenate(chunks).astype(np.int16)
+
+
+class PcmTrack(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self, pcm: np.ndarray, lead_silence_s: float = 0.0) -> None:
+        super().__init__()
+        lead = np.zeros(int(lead_silence_s * RATE), dtype=np.int16)
+        self._pcm = np.concatenate([lead, pcm])
+        self._lead_s = lead_silence_s
+        self._pts = 0
+        self._t0: float | None = None
+        self.audio_t0: float | None = None  # wall time of the first sample of `pcm`
+
+    @property
+    def finished(self) -> bool:
+        return self._pts >= len(self._pcm)
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._t0 is None:
+            self._t0 = time.monotonic()
+            self.audio_t0 = self._t0 + self._lead_s
+        wait = self._t0 + self._pts / RATE - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        chunk = self._pcm[self._pts : self._pts + FRAME]
+        if len(chunk) < FRAME:
+            chunk = np.concatenate([chunk, np.zeros(FRAME - len(chunk), dtype=np.int16)])
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, RATE)
+        self._pts += FRAME
+        return frame
+
+
+@dataclass
+class Received:
+    at: float
+    message: dict[str, Any]
+
+
+@dataclass
+class CaptionClient:
+    base_url: str
+    http: aiohttp.ClientSession
+    received: list[Received] = field(default_factory=list)
+    session_id: str = ""
+    track: PcmTrack | None = None
+    pc: RTCPeerConnection | None = None
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def create(self, **body: Any) -> aiohttp.ClientResponse:
+        body = {"room": "test", "name": "Tester", "source_lang": "en", **body}
+        return await self.http.post(f"{self.base_url}/api/sessions", json=body)
+
+    async def start(self, audio: np.ndarray | None, lead_silence_s: float = 0.3,
+                    **body: Any) -> None:
+        resp = await self.create(**body)
+        data = await resp.json()
+        if resp.status != 201:
+            raise RuntimeError(f"session refused: {resp.status} {data}")
+        self.session_id = data["session_id"]
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        channel = self.pc.createDataChannel("captions")
+        channel.on("message", self._on_message)
+        self.channel = channel
+        opened = asyncio.Event()
+        channel.on("open", opened.set)
+        if audio is not None:
+            self.track = PcmTrack(audio, lead_silence_s)
+            self.pc.addTrack(self.track)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        resp = await self.http.post(
+            f"{self.base_url}/api/sessions/{self.session_id}/offer",
+            json={"sdp": self.pc.localDescription.sdp, "type": "offer"},
+        )
+        answer = await resp.json()
+        if resp.status != 200:
+            raise RuntimeError(f"offer refused: {resp.status} {answer}")
+        await self.pc.setRemoteDescription(RTCSessionDescription(**answer))
+        await asyncio.wait_for(opened.wait(), 10)
+
+    def _on_message(self, raw: str | bytes) -> None:
+        self.received.append(Received(time.monotonic(), json.loads(raw)))
+        self._arrived.set()
+
+    def send(self, message: dict[str, Any] | str) -> None:
+        self.channel.send(message if isinstance(message, str) else json.dumps(message))
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [r.message for r in self.received if r.message["type"] == kind]
+
+    def captions(self, status: str | None = None) -> list[dict[str, Any]]:
+        return [m for m in self.of_type("caption") if status is None or m["status"] == status]
+
+    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool],
+                       timeout: float = 20.0) -> dict[str, Any]:
+        """Wait for a message (already received or to come) that satisfies `predicate`."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for r in self.received[seen:]:
+                if predicate(r.message):
+                    return r.message
+            seen = len(self.received)
+            self._arrived.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no matching message in {timeout} s; got {self.received}")
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    async def close(self, delete: bool = True) -> None:
+        if delete and self.session_id:
+            await self.http.delete(f"{self.base_url}/api/sessions/{self.session_id}")
+        if self.pc is not None:
+            await self.pc.close()
