@@ -26,9 +26,9 @@ RATE = 48000
 FRAME = 960  # 20 ms
 
 
-def load_pcm48(path: str | Path) -> np.ndarray:
-    """Decode any audio file to 48 kHz mono int16."""
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+def load_pcm48(path: str | Path, rate: int = RATE) -> np.ndarray:
+    """Decode any audio file to mono int16 at `rate` (48 kHz by default)."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
     chunks = []
     with av.open(str(path)) as container:
         for frame in container.decode(audio=0):

@@ -31,7 +31,8 @@ class LocalAgreement:
                 break
             agreed += 1
         if agreed > len(self._confirmed):
-            self._confirmed = words[:agreed]
+            # Append only: a word once confirmed keeps its shown spelling.
+            self._confirmed += words[len(self._confirmed):agreed]
         self._previous = words
         stable = " ".join(self._confirmed)
         tail = words[len(self._confirmed):]

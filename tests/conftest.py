@@ -1,0 +1,97 @@
+"""Shared fixtures: one event loop and one engine set for the session; a fresh
+server (real aiohttp on a loopback port) for each test that needs one."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import jiwer
+import numpy as np
+import pytest
+from aiohttp import web
+
+from media_server.engines.local import Engines, load_local_engines
+from media_server.registry import SessionRegistry
+from media_server.settings import Settings
+from signaling.app import create_app
+from signaling.state import RUNTIME
+from tests.rtc_client import CaptionClient, load_pcm48
+
+FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+JFK = FIXTURES / "jfk.flac"
+JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "
+            "ask what you can do for your country.")
+JFK_SECONDS = 11.0
+
+
+def normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^\w' ]+", " ", text.lower()).split())
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    return float(jiwer.wer(normalise(reference), normalise(hypothesis) or "<empty>"))
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    if not JFK.is_file():
+        raise FileNotFoundError(f"test fixture missing: {JFK}")
+    return Settings.load({
+        "LIVE_INTERPRETER_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+        "LIVE_INTERPRETER_ICE_HOST_ADDRESSES": "127.0.0.1",
+    })
+
+
+@pytest.fixture(scope="session")
+async def engines(settings: Settings) -> AsyncIterator[Engines]:
+    loaded = await load_local_engines(settings)
+    yield loaded
+    await loaded.close()
+
+
+@pytest.fixture(scope="session")
+def jfk48() -> np.ndarray:
+    return load_pcm48(JFK)
+
+
+@dataclass
+class Server:
+    url: str
+    registry: SessionRegistry
+    settings: Settings
+
+
+async def start_server(settings: Settings, engines: Engines) -> tuple[Server, web.AppRunner]:
+    app = create_app(settings, engines=engines)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    registry = app[RUNTIME].registry
+    assert registry is not None
+    return Server(f"http://127.0.0.1:{port}", registry, settings), runner
+
+
+@pytest.fixture
+async def server(settings: Settings, engines: Engines) -> AsyncIterator[Server]:
+    srv, runner = await start_server(settings, engines)
+    yield srv
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def client(server: Server, http: aiohttp.ClientSession) -> AsyncIterator[CaptionClient]:
+    c = CaptionClient(server.url, http)
+    yield c
+    await c.close()

@@ -1,0 +1,109 @@
+"""The local speech engine on real speech: accuracy, streaming behaviour, load policy."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from media_server.audio import pcm_to_float
+from media_server.engines.local import Engines
+from media_server.engines.stt.base import DecodeRequest, SpeechEvent, SpeechEventKind
+from tests.conftest import JFK, JFK_SECONDS, JFK_TEXT, wer
+from tests.rtc_client import load_pcm48
+
+
+@pytest.fixture(scope="module")
+def jfk16() -> np.ndarray:
+    return load_pcm48(JFK, rate=16000)
+
+
+async def _run_stream(engines: Engines, pcm: np.ndarray, realtime: bool = False
+                      ) -> tuple[list[SpeechEvent], float]:
+    """Push audio in 20 ms chunks; return the events and the longest event-loop stall."""
+    stream = engines.stt.open_stream("en")
+    stall = 0.0
+
+    async def feed() -> None:
+        t0 = time.monotonic()
+        for i in range(0, len(pcm), 320):
+            stream.push(pcm[i : i + 320].tobytes())
+            await asyncio.sleep(max(0.0, t0 + (i + 320) / 16000 - time.monotonic())
+                                if realtime else 0)
+        stream.end()
+
+    async def watch_loop() -> None:
+        nonlocal stall
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.01)
+            stall = max(stall, time.monotonic() - before - 0.01)
+
+    feeder = asyncio.create_task(feed())
+    watcher = asyncio.create_task(watch_loop())
+    events = [event async for event in stream]
+    watcher.cancel()
+    await feeder
+    return events, stall
+
+
+async def test_whisper_final_on_jfk(engines: Engines, jfk16: np.ndarray) -> None:
+    audio = pcm_to_float(jfk16.tobytes())
+    [transcript] = await asyncio.to_thread(
+        engines.scheduler.recognizer.transcribe, [DecodeRequest(audio, "en", final=True)]
+    )
+    assert wer(JFK_TEXT, transcript.text) <= 0.10, transcript.text
+
+
+async def test_stream_gives_interims_then_accurate_finals(engines: Engines,
+                                                          jfk16: np.ndarray) -> None:
+    padded = np.concatenate([jfk16, np.zeros(16000, dtype=np.int16)])
+    events, stall = await _run_stream(engines, padded, realtime=True)
+    finals = [e for e in events if e.kind is SpeechEventKind.FINAL and e.text]
+    interims = [e for e in events if e.kind is SpeechEventKind.INTERIM]
+    assert events[-1].kind is SpeechEventKind.END
+    assert wer(JFK_TEXT, " ".join(f.text for f in finals)) <= 0.10, finals
+    assert interims, "no interim before the finals"
+    first_final_index = next(i for i, e in enumerate(events) if e.kind is SpeechEventKind.FINAL)
+    assert any(e.kind is SpeechEventKind.INTERIM for e in events[:first_final_index])
+    for e in finals:
+        assert 0 <= e.start_ms < e.end_ms <= JFK_SECONDS * 1000 + 200
+    # Decoding runs in a worker thread: the event loop never stalls on it.
+    assert stall < 0.15, f"event loop stalled {stall:.3f} s"
+
+
+async def test_silence_and_faint_noise_give_no_caption(engines: Engines) -> None:
+    rng = np.random.default_rng(7)
+    noise = (rng.normal(0, 30, 16000 * 3)).astype(np.int16)  # about -60 dBFS
+    audio = np.concatenate([np.zeros(16000 * 2, dtype=np.int16), noise])
+    events, _ = await _run_stream(engines, audio)
+    assert [e.kind for e in events] == [SpeechEventKind.END]
+
+
+async def test_long_speech_is_cut_at_the_utterance_bound(engines: Engines,
+                                                         jfk16: np.ndarray) -> None:
+    # Speech with no pause long enough to end an utterance: the bound must cut it.
+    speech = jfk16[int(5.4 * 16000):int(10.6 * 16000)]
+    continuous = np.concatenate([speech] * 4)  # ~21 s
+    events, _ = await _run_stream(engines, continuous)
+    finals = [e for e in events if e.kind is SpeechEventKind.FINAL]
+    bound = engines.stt._config.max_utterance_ms
+    assert all(e.end_ms - e.start_ms <= bound for e in finals)
+    assert len(finals) >= 2
+
+
+async def test_interims_are_latest_wins_and_finals_are_never_dropped(engines: Engines,
+                                                                     jfk16: np.ndarray) -> None:
+    scheduler = engines.scheduler
+    audio = pcm_to_float(jfk16[: 16000 * 3].tobytes())
+    dropped_before = scheduler.stats.interims_dropped
+    interims = [scheduler.submit_interim("s", DecodeRequest(audio, "en", False))
+                for _ in range(5)]
+    finals = [scheduler.submit_final("s", DecodeRequest(audio, "en", True)) for _ in range(3)]
+    results = await asyncio.gather(*finals)
+    assert all(r.text for r in results)
+    assert sum(f.cancelled() for f in interims) >= 4  # only the newest may still run
+    assert scheduler.stats.interims_dropped - dropped_before >= 4
+    await asyncio.gather(*interims, return_exceptions=True)

@@ -1,0 +1,111 @@
+"""Small pure units: settings, protocol parsing, captions, LocalAgreement."""
+
+import json
+
+import pytest
+
+from media_server.captions import CaptionBuilder
+from media_server.engines.local_agreement import LocalAgreement
+from media_server.engines.stt.base import SpeechEvent, SpeechEventKind
+from media_server.protocol import (
+    Bye,
+    CaptionMessage,
+    Ping,
+    ProtocolError,
+    SetLanguage,
+    SetTts,
+    parse_client_message,
+)
+from media_server.settings import Settings, SettingsError
+
+
+def test_settings_from_environment_and_toml(tmp_path) -> None:
+    config = tmp_path / "li.toml"
+    config.write_text('port = 9000\nstun_urls = ["stun:a:3478", "stun:b:3478"]\nmax_speakers = 2\n')
+    settings = Settings.load({
+        "LIVE_INTERPRETER_CONFIG": str(config),
+        "LIVE_INTERPRETER_MAX_SPEAKERS": "5",  # the environment wins over the file
+        "LIVE_INTERPRETER_ICE_HOST_ADDRESSES": "127.0.0.1, ::1",
+    })
+    assert settings.port == 9000
+    assert settings.max_speakers == 5
+    assert settings.stun_urls == ("stun:a:3478", "stun:b:3478")
+    assert settings.ice_host_addresses == ("127.0.0.1", "::1")
+
+
+@pytest.mark.parametrize("env", [
+    {"LIVE_INTERPRETER_PORT": "eighty"},
+    {"LIVE_INTERPRETER_MAX_SPEAKERS": "0"},
+    {"LIVE_INTERPRETER_LOG_FORMAT": "xml"},
+    {"LIVE_INTERPRETER_CONFIG": "/nonexistent/li.toml"},
+])
+def test_bad_settings_are_refused_clearly(env) -> None:
+    with pytest.raises(SettingsError):
+        Settings.load(env)
+
+
+def test_unknown_toml_key_is_refused(tmp_path) -> None:
+    config = tmp_path / "li.toml"
+    config.write_text("prot = 1\n")
+    with pytest.raises(SettingsError, match="prot"):
+        Settings.load({"LIVE_INTERPRETER_CONFIG": str(config)})
+
+
+def test_client_messages_parse() -> None:
+    assert parse_client_message('{"type":"set_language","target":"pt"}', 4096) == SetLanguage("pt")
+    assert parse_client_message(b'{"type":"set_tts","enabled":false}', 4096) == SetTts(False)
+    assert parse_client_message('{"type":"ping"}', 4096) == Ping()
+    assert parse_client_message('{"type":"bye"}', 4096) == Bye()
+
+
+@pytest.mark.parametrize("raw,code", [
+    ("not json", "bad_message"),
+    (b"\xff\xfe\x00", "bad_message"),
+    ("[1, 2]", "bad_message"),
+    ('{"type":"set_language","target":5}', "bad_message"),
+    ('{"type":"set_tts","enabled":"yes"}', "bad_message"),
+    ('{"type":"launch_missiles"}', "unknown_type"),
+    ('{"type":"ping","pad":"' + "x" * 5000 + '"}', "message_too_large"),
+])
+def test_bad_client_messages_get_a_code(raw, code) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse_client_message(raw, 4096)
+    assert caught.value.code == code
+
+
+def _event(kind: SpeechEventKind, text: str, start: int = 100, end: int = 900) -> SpeechEvent:
+    return SpeechEvent(kind, text, start, end)
+
+
+def test_captions_number_utterances_and_revisions() -> None:
+    builder = CaptionBuilder("p1", "Ana", "en")
+    first = builder.on_event(_event(SpeechEventKind.INTERIM, "hello"))
+    same = builder.on_event(_event(SpeechEventKind.INTERIM, "hello"))
+    second = builder.on_event(_event(SpeechEventKind.INTERIM, "hello there"))
+    final = builder.on_event(_event(SpeechEventKind.FINAL, "Hello there."))
+    nothing = builder.on_event(_event(SpeechEventKind.FINAL, ""))  # a false start
+    next_one = builder.on_event(_event(SpeechEventKind.FINAL, "Bye.", 2000, 2500))
+    assert same is None and nothing is None
+    assert first is not None and second is not None and final is not None and next_one is not None
+    assert [m.revision for m in (first, second, final)] == [1, 2, 3]
+    assert {m.utterance_id for m in (first, second, final)} == {"p1-1"}
+    assert (final.status, next_one.utterance_id, next_one.revision) == ("final", "p1-2", 1)
+    wire = json.loads(final.to_json())
+    assert wire["type"] == "caption" and wire["translation"] is None and wire["speaker"] == "Ana"
+
+
+def test_caption_message_json_keeps_non_ascii() -> None:
+    msg = CaptionMessage("p-1", 1, "final", "Zoë", "pt", "não", 0, 10)
+    assert "não" in msg.to_json()
+
+
+def test_local_agreement_keeps_agreed_words_stable() -> None:
+    agreement = LocalAgreement()
+    assert agreement.update("and so much") == ("and so much", 0)
+    text, stable = agreement.update("And so my fellow")
+    assert text == "And so my fellow" and text[:stable] == "And so"
+    # Whisper changes its mind about a confirmed word: the confirmed prefix does not flicker.
+    text, stable = agreement.update("And saw my fellow Americans")
+    assert text == "And so my fellow Americans" and text[:stable] == "And so"
+    text, stable = agreement.update("And saw my fellow Americans ask")
+    assert text == "And so my fellow Americans ask" and text[:stable] == "And so my fellow Americans"

@@ -1,0 +1,231 @@
+// live-interpreter SDK: an ES module, no build step.
+//
+//   import { connect } from "/sdk/interpreter.js";
+//   const session = await connect({ server, room, name, sourceLang, targetLang });
+//   session.on("caption", (c) => ...);   // {utterance_id, revision, status, text, ...}
+//   session.on("state", (s) => ...);     // "idle" | "listening" | "translating" | "speaking"
+//   session.on("error", (e) => ...);     // {code, message}
+//   session.on("close", (reason) => ...);
+//   session.setLanguage("en"); session.close();
+
+const PING_INTERVAL_MS = 1000;
+const ICE_GATHER_WAIT_MS = 1000;
+
+export class InterpreterError extends Error {
+  constructor(code, message, status) {
+    super(message);
+    this.name = "InterpreterError";
+    this.code = code;
+    this.status = status;
+  }
+}
+
+async function api(server, method, path, body, options = {}) {
+  let response;
+  try {
+    response = await fetch(`${server}${path}`, {
+      method,
+      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      ...options,
+    });
+  } catch (err) {
+    throw new InterpreterError("network", `cannot reach the server at ${server}: ${err.message}`);
+  }
+  if (response.status === 204) return null;
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    // fall through: a non-JSON answer is reported below
+  }
+  if (!response.ok) {
+    const error = data && data.error ? data.error : { code: "http_" + response.status, message: response.statusText };
+    throw new InterpreterError(error.code, error.message, response.status);
+  }
+  return data;
+}
+
+function waitForIceGathering(pc, timeoutMs) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      pc.removeEventListener("icegatheringstatechange", check);
+      clearTimeout(timer);
+      resolve();
+    };
+    const check = () => pc.iceGatheringState === "complete" && done();
+    const timer = setTimeout(done, timeoutMs);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+class Session {
+  constructor(server, info) {
+    this.server = server;
+    this.id = info.session_id;
+    this.participantId = info.participant_id;
+    this.iceServers = info.ice_servers || [];
+    this.state = "idle";
+    this.closed = false;
+    this.stream = null;
+    this._ownsStream = false;
+    this._handlers = new Map();
+    this._lateCandidates = [];
+    this._answered = false;
+  }
+
+  on(event, handler) {
+    if (!this._handlers.has(event)) this._handlers.set(event, new Set());
+    this._handlers.get(event).add(handler);
+    return () => this.off(event, handler);
+  }
+
+  off(event, handler) {
+    this._handlers.get(event)?.delete(handler);
+  }
+
+  _emit(event, payload) {
+    for (const handler of this._handlers.get(event) || []) {
+      try {
+        handler(payload);
+      } catch (err) {
+        console.error(`live-interpreter: ${event} handler failed`, err);
+      }
+    }
+  }
+
+  _send(message) {
+    if (this.channel && this.channel.readyState === "open") this.channel.send(JSON.stringify(message));
+  }
+
+  setLanguage(lang) {
+    this._send({ type: "set_language", target: lang });
+  }
+
+  async _negotiate({ stream, speak, relayOnly }) {
+    this.pc = new RTCPeerConnection({
+      iceServers: this.iceServers,
+      iceTransportPolicy: relayOnly ? "relay" : "all",
+    });
+    if (speak) {
+      for (const track of stream.getAudioTracks()) this.pc.addTrack(track, stream);
+    }
+    this.channel = this.pc.createDataChannel("captions");
+    this.channel.onmessage = (event) => this._onMessage(event.data);
+    this.channel.onopen = () => {
+      this._pinger = setInterval(() => this._send({ type: "ping" }), PING_INTERVAL_MS);
+    };
+    this.channel.onclose = () => this._finish("channel closed");
+    this.pc.onicecandidate = (event) => {
+      if (!event.candidate) return;
+      if (this._answered) this._trickle([event.candidate]);
+      else this._lateCandidates.push(event.candidate);
+    };
+    this.pc.onconnectionstatechange = () => {
+      if (["failed", "closed"].includes(this.pc.connectionState)) {
+        this._finish(`connection ${this.pc.connectionState}`);
+      }
+    };
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    // Most candidates arrive within milliseconds: send them in the offer, trickle the rest.
+    await waitForIceGathering(this.pc, ICE_GATHER_WAIT_MS);
+    this._lateCandidates = [];
+    const answer = await api(this.server, "POST", `/api/sessions/${this.id}/offer`, {
+      sdp: this.pc.localDescription.sdp,
+      type: "offer",
+    });
+    await this.pc.setRemoteDescription(answer);
+    this._answered = true;
+  }
+
+  _trickle(candidates) {
+    const body = { candidates: candidates.map((c) => c.toJSON()) };
+    api(this.server, "PATCH", `/api/sessions/${this.id}/ice`, body).catch((err) =>
+      this._emit("error", { code: err.code, message: err.message }),
+    );
+  }
+
+  _onMessage(raw) {
+    let message;
+    try {
+      message = JSON.parse(raw);
+    } catch {
+      return;
+    }
+    if (message.type === "caption") this._emit("caption", message);
+    else if (message.type === "state") {
+      this.state = message.state;
+      this._emit("state", message.state);
+    } else if (message.type === "error") this._emit("error", { code: message.code, message: message.message });
+  }
+
+  _finish(reason) {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this._pinger);
+    window.removeEventListener("pagehide", this._onPageHide);
+    if (this.pc) this.pc.close();
+    if (this._ownsStream && this.stream) this.stream.getTracks().forEach((t) => t.stop());
+    this._emit("close", reason);
+  }
+
+  close() {
+    if (this.closed) return;
+    this._send({ type: "bye" });
+    api(this.server, "DELETE", `/api/sessions/${this.id}`, undefined, { keepalive: true }).catch(() => {});
+    this._finish("closed by client");
+  }
+}
+
+/**
+ * Join a room and start interpreting.
+ * @param {object} options
+ * @param {string} [options.server]      server origin, default this page's origin
+ * @param {string} [options.room]        room name
+ * @param {string} [options.name]        the participant's display name
+ * @param {string} [options.sourceLang]  the language spoken into the mic
+ * @param {string} [options.targetLang]  the language to read captions in
+ * @param {MediaStream} [options.stream] an existing stream to send instead of the mic
+ * @param {boolean} [options.speak]      send audio (default true)
+ * @param {boolean} [options.relayOnly]  force TURN relay
+ */
+export async function connect(options = {}) {
+  const server = (options.server || window.location.origin).replace(/\/$/, "");
+  const speak = options.speak !== false;
+  const sourceLang = options.sourceLang || "en";
+  const info = await api(server, "POST", "/api/sessions", {
+    room: options.room || "default",
+    name: options.name || "Guest",
+    source_lang: sourceLang,
+    target_lang: options.targetLang || sourceLang,
+    speak,
+  });
+  const session = new Session(server, info);
+  try {
+    if (speak) {
+      session.stream = options.stream;
+      if (!session.stream) {
+        if (!navigator.mediaDevices?.getUserMedia) {
+          throw new InterpreterError("no_microphone", "this browser cannot capture audio (is the page served over HTTPS?)");
+        }
+        try {
+          session.stream = await navigator.mediaDevices.getUserMedia({
+            audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+          });
+        } catch (err) {
+          throw new InterpreterError("microphone_denied", `the microphone could not be opened: ${err.message}`);
+        }
+        session._ownsStream = true;
+      }
+    }
+    await session._negotiate({ stream: session.stream, speak, relayOnly: options.relayOnly });
+  } catch (err) {
+    session.close();
+    throw err;
+  }
+  // A closing tab: tell the server now instead of letting it time out.
+  session._onPageHide = () => session.close();
+  window.addEventListener("pagehide", session._onPageHide);
+  return session;
+}
