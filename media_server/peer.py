@@ -16,7 +16,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceCandidate,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
@@ -66,6 +71,25 @@ class PeerLimits:
     max_message_bytes: int
 
 
+def _parse_candidate(entry: dict[str, Any]) -> RTCIceCandidate | None:
+    """A trickled `RTCIceCandidateInit` -> aiortc's candidate; None for end-of-candidates."""
+    line, mid, index = entry.get("candidate"), entry.get("sdpMid"), entry.get("sdpMLineIndex")
+    index_ok = index is None or (isinstance(index, int) and not isinstance(index, bool))
+    if not isinstance(line, str) or not isinstance(mid, str | None) or not index_ok:
+        raise BadRequest("bad_candidate",
+                         "a candidate is {candidate: str, sdpMid?: str, sdpMLineIndex?: int}")
+    if not line:
+        return None
+    try:
+        # aiortc's parser fails with asserts and assorted errors on bad input.
+        candidate = candidate_from_sdp(line.removeprefix("candidate:"))
+    except Exception as exc:
+        raise BadRequest("bad_candidate", f"unparsable candidate: {line[:80]!r}") from exc
+    candidate.sdpMid = mid
+    candidate.sdpMLineIndex = index
+    return candidate
+
+
 class Peer:
     def __init__(
         self,
@@ -103,6 +127,8 @@ class Peer:
             raise BadRequest("bad_sdp", f"expected an SDP of type 'offer', got {kind!r}")
         if self._offered:
             raise Conflict("offer_exists", "this session already has a peer connection")
+        if not sdp.lstrip().startswith("v="):
+            raise BadRequest("bad_sdp", "the offer is not an SDP session description")
         if self.info.speak and "m=audio" not in sdp:
             raise BadRequest("no_audio", "a speaking session's offer must have an audio track")
         self._offered = True
@@ -114,6 +140,7 @@ class Peer:
             # aiortc raises many kinds of errors on bad SDP. Start over with a fresh
             # connection so that a corrected offer can follow on the same session.
             log.info("offer rejected", extra={"error": repr(exc)})
+            self.pc.remove_all_listeners()  # its "closed" state must not end the session
             await self.pc.close()
             self.pc = RTCPeerConnection(self._rtc_config)
             self._offered = False
@@ -124,21 +151,13 @@ class Peer:
         if not self._offered:
             raise Conflict("no_offer", "send the offer before ICE candidates")
         for entry in candidates:
-            line = entry.get("candidate")
-            if not isinstance(line, str):
-                raise BadRequest("bad_candidate", "each candidate needs a 'candidate' string")
-            if not line:
+            candidate = _parse_candidate(entry)
+            if candidate is None:
                 continue  # end-of-candidates
             try:
-                candidate = candidate_from_sdp(line.removeprefix("candidate:"))
-            except (ValueError, IndexError) as exc:
-                raise BadRequest("bad_candidate", f"unparsable candidate: {line[:80]}") from exc
-            candidate.sdpMid = entry.get("sdpMid")
-            candidate.sdpMLineIndex = entry.get("sdpMLineIndex")
-            try:
                 await self.pc.addIceCandidate(candidate)
-            except (ValueError, KeyError) as exc:
-                raise BadRequest("bad_candidate", str(exc)) from exc
+            except Exception as exc:
+                raise BadRequest("bad_candidate", f"unusable candidate: {exc}") from exc
 
     def _wire(self, pc: RTCPeerConnection) -> None:
         @pc.on("datachannel")

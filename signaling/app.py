@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from media_server.engines.local import Engines, load_local_engines
+from media_server.errors import NotFound
 from media_server.ice_addresses import restrict_host_addresses
 from media_server.registry import SessionRegistry
 from media_server.settings import Settings
@@ -38,9 +39,21 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
-@routes.get("/")
-async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(WEB_ROOT / "index.html")
+def _web_client_routes() -> web.RouteTableDef:
+    """Serve the files of web_client/ by exact path, from a map built once at start-up:
+    no path ever reaches the filesystem unchecked, and a miss is a JSON 404."""
+    files = {str(p.relative_to(WEB_ROOT)): p for p in WEB_ROOT.rglob("*") if p.is_file()}
+    files[""] = WEB_ROOT / "index.html"
+    table = web.RouteTableDef()
+
+    @table.get("/{path:.*}")
+    async def web_client(request: web.Request) -> web.FileResponse:
+        target = files.get(request.match_info["path"])
+        if target is None:
+            raise NotFound("not_found", f"no such page: {request.path}")
+        return web.FileResponse(target)
+
+    return table
 
 
 def create_app(
@@ -59,7 +72,7 @@ def create_app(
         runtime.registry = SessionRegistry(settings, engines)
     app.add_routes(routes)
     app.add_routes(sessions.routes)
-    app.router.add_static("/", WEB_ROOT, show_index=False)
+    app.add_routes(_web_client_routes())  # last: it matches every GET path
 
     async def engines_context(app: web.Application) -> AsyncIterator[None]:
         async def load() -> None:

@@ -8,8 +8,10 @@ time its first sample went out so that latency can be measured against the audio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,7 +101,11 @@ class CaptionClient:
         data = await resp.json()
         if resp.status != 201:
             raise RuntimeError(f"session refused: {resp.status} {data}")
-        self.session_id = data["session_id"]
+        await self.connect(data["session_id"], audio, lead_silence_s)
+
+    async def connect(self, session_id: str, audio: np.ndarray | None,
+                      lead_silence_s: float = 0.3) -> None:
+        self.session_id = session_id
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         channel = self.pc.createDataChannel("captions")
         channel.on("message", self._on_message)
@@ -134,9 +140,9 @@ class CaptionClient:
         return [m for m in self.of_type("caption") if status is None or m["status"] == status]
 
     async def wait_for(self, predicate: Callable[[dict[str, Any]], bool],
-                       timeout: float = 20.0) -> dict[str, Any]:
+                       within: float = 20.0) -> dict[str, Any]:
         """Wait for a message (already received or to come) that satisfies `predicate`."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         seen = 0
         while True:
             for r in self.received[seen:]:
@@ -146,14 +152,29 @@ class CaptionClient:
             self._arrived.clear()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"no matching message in {timeout} s; got {self.received}")
-            try:
+                raise TimeoutError(f"no matching message in {within} s; got {self.received}")
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), remaining)
-            except TimeoutError:
-                pass
 
     async def close(self, delete: bool = True) -> None:
         if delete and self.session_id:
             await self.http.delete(f"{self.base_url}/api/sessions/{self.session_id}")
         if self.pc is not None:
             await self.pc.close()
+
+
+async def _main(url: str, audio_path: str) -> None:
+    """Connect, speak `audio_path`, print the session id, then stay until killed."""
+    async with aiohttp.ClientSession() as http:
+        client = CaptionClient(url, http)
+        await client.start(load_pcm48(audio_path))
+        sys.stdout.write(client.session_id + "\n")
+        sys.stdout.flush()
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    from media_server.ice_addresses import restrict_host_addresses
+
+    restrict_host_addresses(["127.0.0.1"])
+    asyncio.run(_main(sys.argv[1], sys.argv[2]))

@@ -108,4 +108,5 @@ def test_local_agreement_keeps_agreed_words_stable() -> None:
     text, stable = agreement.update("And saw my fellow Americans")
     assert text == "And so my fellow Americans" and text[:stable] == "And so"
     text, stable = agreement.update("And saw my fellow Americans ask")
-    assert text == "And so my fellow Americans ask" and text[:stable] == "And so my fellow Americans"
+    assert text == "And so my fellow Americans ask"
+    assert text[:stable] == "And so my fellow Americans"
