@@ -101,6 +101,7 @@ async function start() {
     return;
   }
   stopButton.disabled = false;
+  document.body.dataset.session = session.id; // for support and tests
   setState(session.state);
   session.on("caption", renderCaption);
   session.on("state", setState);

@@ -1,0 +1,180 @@
+"""A real user: headless Debian Chromium opens the demo page, presses Start, speaks
+(a fake microphone playing jfk.flac) and reads the captions.
+
+Chromium and the server run in a network namespace this test creates, with only a
+loopback interface: WebRTC traffic never touches another address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from media_server.settings import Settings
+from tests.conftest import JFK_TEXT, wer
+
+CHROMIUM = "/usr/bin/chromium"
+PORT = 8089
+URL = f"http://127.0.0.1:{PORT}"
+
+
+def _run(*cmd: str) -> None:
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def netns() -> Iterator[str]:
+    if shutil.which("ip") is None:
+        raise RuntimeError("iproute2 ('ip') is required for the browser tests")
+    name = f"li-browser-{os.getpid()}"
+    _run("ip", "netns", "add", name)
+    try:
+        _run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+        yield name
+    finally:
+        _run("ip", "netns", "del", name)
+
+
+@pytest.fixture(scope="module")
+def served(netns: str, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Path]:
+    """`live-interpreter serve` as a user runs it, inside the namespace; yields its log."""
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ,
+           "LIVE_INTERPRETER_ICE_HOST_ADDRESSES": "127.0.0.1",
+           "LIVE_INTERPRETER_DATA_DIR": settings.data_dir}
+    cli = Path(sys.executable).parent / "live-interpreter"
+    with log.open("w") as out:
+        proc = subprocess.Popen(["ip", "netns", "exec", netns, str(cli), "serve",
+                                 "--port", str(PORT)], env=env, stdout=out, stderr=out)
+    try:
+        yield log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def fake_mic(jfk48: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # 16-bit PCM: Chromium plays a 24-bit WAV as silence. Padded with silence, since
+    # the file loops.
+    path = tmp_path_factory.mktemp("mic") / "jfk48.wav"
+    silence = np.zeros(48000 // 2, dtype=np.int16)
+    soundfile.write(path, np.concatenate([silence, jfk48, silence, silence, silence,
+                                          silence, silence, silence]),
+                    48000, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def chromium_in_netns(netns: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium")
+    wrapper = tmp_path_factory.mktemp("bin") / "chromium-in-netns"
+    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {netns} {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def _tail(log: Path) -> str:
+    return log.read_text()[-2000:]
+
+
+@pytest.fixture(scope="module")
+async def browser(chromium_in_netns: Path, fake_mic: Path, served: Path
+                  ) -> AsyncIterator[Browser]:
+    wrapper = chromium_in_netns
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(wrapper), args=[
+            "--headless=new", "--no-sandbox", "--disable-gpu",
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={fake_mic}",
+            "--autoplay-policy=no-user-gesture-required",
+            "--allow-loopback-in-peer-connection",
+            "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run",
+        ])
+        yield browser
+        await browser.close()
+
+
+async def _open_when_ready(browser: Browser, served: Path) -> Page:
+    page = await browser.new_page()
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(PlaywrightError):  # not listening yet
+            response = await page.goto(URL + "/readyz")
+            if response is not None and response.status == 200:
+                break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server never became ready: {_tail(served)}")
+        await asyncio.sleep(0.3)
+    await page.goto(URL + "/")
+    return page
+
+
+# Records what the caption list and state badge showed over time.
+OBSERVE = """() => {
+  window.seen = {interim: 0, states: new Set()};
+  new MutationObserver(() => {
+    window.seen.interim += document.querySelectorAll('.caption.interim').length;
+    window.seen.states.add(document.getElementById('state').textContent);
+  }).observe(document.body, {subtree: true, childList: true, characterData: true,
+                             attributes: true});
+}"""
+
+
+async def test_demo_page_shows_live_captions(browser: Browser, served: Path,
+                                            tmp_path: Path) -> None:
+    page = await _open_when_ready(browser, served)
+    await page.evaluate(OBSERVE)
+    await page.click("#start")
+    text = ""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = " ".join(await page.locator(".caption.final .text").all_inner_texts())
+        if wer(JFK_TEXT, text) <= 0.15:
+            break
+        await asyncio.sleep(0.5)
+    await page.screenshot(path=str(tmp_path / "demo.png"))
+    assert wer(JFK_TEXT, text) <= 0.15, f"page shows: {text!r}"
+    seen = await page.evaluate("({interim: window.seen.interim, states: [...window.seen.states]})")
+    assert seen["interim"] > 0, "no interim caption was ever shown"
+    assert "listening" in seen["states"]
+    assert not await page.locator("#error").is_visible()
+    await page.click("#stop")
+    await page.wait_for_function("document.getElementById('state').textContent === 'off'")
+    await page.close()
+
+
+async def test_a_closed_tab_is_noticed_within_5_s(browser: Browser, served: Path) -> None:
+    page = await _open_when_ready(browser, served)
+    await page.click("#start")
+    await page.wait_for_function("document.body.dataset.session", timeout=15000)
+    session_id = await page.evaluate("document.body.dataset.session")
+    watcher = await browser.new_page()
+    await watcher.goto(URL + "/healthz")
+    status_js = f"fetch('/api/sessions/{session_id}').then(r => r.status)"
+    assert await watcher.evaluate(status_js) == 200
+    await page.close(run_before_unload=True)
+    closed_at = time.monotonic()
+    while await watcher.evaluate(status_js) != 404:
+        assert time.monotonic() - closed_at < 5.0, "the server did not notice the closed tab"
+        await asyncio.sleep(0.1)
+    await watcher.close()
