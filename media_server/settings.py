@@ -46,7 +46,8 @@ class Settings:
     stt_default_language: str = "en"
 
     # Voice activity detection (Silero).
-    vad_threshold: float = 0.5
+    vad_provider: str = "silero-onnx"  # or "silero-ggml"
+    vad_threshold: float = 0.0  # 0: the provider's calibrated threshold
     vad_min_silence_ms: int = 300
     vad_speech_pad_ms: int = 200
 
@@ -88,7 +89,9 @@ class Settings:
     def validate(self) -> None:
         if self.log_format not in ("text", "json"):
             raise SettingsError("log_format must be 'text' or 'json'")
-        if not 0.0 < self.vad_threshold < 1.0:
+        if self.vad_provider not in ("silero-onnx", "silero-ggml"):
+            raise SettingsError("vad_provider must be 'silero-onnx' or 'silero-ggml'")
+        if not 0.0 <= self.vad_threshold < 1.0:
             raise SettingsError("vad_threshold must be between 0 and 1")
         for name in ("port", "stt_threads", "stt_beam_size", "stt_batch_size", "max_speakers",
                      "max_body_bytes", "max_message_bytes", "stt_interim_interval_ms",

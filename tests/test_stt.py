@@ -41,11 +41,15 @@ async def _run_stream(engines: Engines, pcm: np.ndarray, realtime: bool = False
             await asyncio.sleep(0.01)
             stall = max(stall, time.monotonic() - before - 0.01)
 
-    feeder = asyncio.create_task(feed())
+    async def collect() -> list[SpeechEvent]:
+        return [event async for event in stream]
+
     watcher = asyncio.create_task(watch_loop())
-    events = [event async for event in stream]
-    watcher.cancel()
-    await feeder
+    try:
+        # gather: if feeding fails, the test fails at once instead of waiting forever.
+        _, events = await asyncio.wait_for(asyncio.gather(feed(), collect()), 120)
+    finally:
+        watcher.cancel()
     return events, stall
 
 
@@ -107,3 +111,19 @@ async def test_interims_are_latest_wins_and_finals_are_never_dropped(engines: En
     assert sum(f.cancelled() for f in interims) >= 4  # only the newest may still run
     assert scheduler.stats.interims_dropped - dropped_before >= 4
     await asyncio.gather(*interims, return_exceptions=True)
+
+
+async def test_one_batch_mixes_requests_with_and_without_context(engines: Engines,
+                                                                 jfk16: np.ndarray) -> None:
+    # CTranslate2 batches need the prompts aligned: the recogniser must arrange that.
+    audio = pcm_to_float(jfk16[int(5.3 * 16000):int(7.8 * 16000)].tobytes())
+    requests = [
+        DecodeRequest(audio, "en", final=True),
+        DecodeRequest(audio, "en", final=True, context="Ask not."),
+        DecodeRequest(audio, "en", final=False, context="And so my fellow Americans, ask not."),
+        DecodeRequest(audio, "en", final=True, context="And so my fellow Americans, ask not."),
+    ]
+    results = await asyncio.to_thread(engines.scheduler.recognizer.transcribe, requests)
+    assert len(results) == 4
+    for result in results:
+        assert wer("what your country can do for you", result.text) <= 0.15, result.text

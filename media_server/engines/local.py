@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from media_server.engines.decode_scheduler import DecodeScheduler
 from media_server.engines.stream_adapter import AdapterConfig, StreamAdapter
 from media_server.engines.stt.whisper import WhisperRecognizer
 from media_server.engines.stt.whisper_files import whisper_base_dir
-from media_server.engines.vad.silero import SileroVad
+from media_server.engines.vad.segmenter import SpeechModel, SpeechSegmenter
+from media_server.engines.vad.silero import SileroGgml
+from media_server.engines.vad.silero_onnx import SileroOnnx, load_session
 from media_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,15 @@ class Engines:
         await self.scheduler.close()
 
 
+def _speech_model_factory(provider: str) -> Callable[[], SpeechModel]:
+    if provider == "silero-onnx":
+        session = load_session()
+        return lambda: SileroOnnx(session)
+    if provider == "silero-ggml":
+        return SileroGgml
+    raise ValueError(f"unknown VAD provider {provider!r}")
+
+
 async def load_local_engines(settings: Settings) -> Engines:
     """Load the models off the event loop (joining the packaged weights on first run)."""
     started = time.monotonic()
@@ -35,6 +47,7 @@ async def load_local_engines(settings: Settings) -> Engines:
         return WhisperRecognizer(model_dir, settings.stt_threads, settings.stt_beam_size)
 
     recognizer = await asyncio.to_thread(load)
+    speech_model = await asyncio.to_thread(_speech_model_factory, settings.vad_provider)
     scheduler = DecodeScheduler(recognizer, settings.stt_batch_size)
     scheduler.start()
     config = AdapterConfig(
@@ -44,7 +57,8 @@ async def load_local_engines(settings: Settings) -> Engines:
     )
     stt = StreamAdapter(
         scheduler,
-        lambda: SileroVad(settings.vad_threshold, settings.vad_min_silence_ms),
+        lambda: SpeechSegmenter(speech_model(), settings.vad_threshold,
+                                settings.vad_min_silence_ms),
         config,
     )
     log.info("engines loaded", extra={"stt": stt.name,

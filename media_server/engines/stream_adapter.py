@@ -33,6 +33,7 @@ from media_server.engines.vad.base import VadEvent, VadEventKind, VoiceActivityD
 
 log = logging.getLogger(__name__)
 
+CONTEXT_CHARS = 400
 # VAD reports an event up to one 32 ms chunk after the audio it concerns.
 _VAD_LAG_SAMPLES = 1024
 
@@ -42,7 +43,7 @@ class AdapterConfig:
     interim_interval_ms: int = 700
     max_utterance_ms: int = 15000
     speech_pad_ms: int = 200  # audio kept before speech start and after its end
-    min_interim_ms: int = 500  # no interim for less speech than this
+    min_interim_ms: int = 400  # the first interim once there is this much speech
 
 
 @dataclass(frozen=True)
@@ -123,14 +124,17 @@ class AdaptedStream:
         if self._total - self._speech_start >= self._max_utterance:
             self._finish_utterance(self._total)
             self._open_utterance(self._total)
-        elif (
-            self._candidate is None
-            and self._total - self._last_interim >= self._interval
-            and self._total - self._speech_start >= self._min_interim
-        ):
+        elif self._candidate is None and self._interim_due():
             self._last_interim = self._total
             future = self._scheduler.submit_interim(self._key, self._request(self._total, False))
             self._queue(SpeechEventKind.INTERIM, self._total, future)
+
+    def _interim_due(self) -> bool:
+        """The first interim once there is `min_interim_ms` of speech, then every interval."""
+        assert self._speech_start is not None
+        if self._last_interim <= self._speech_start:
+            return self._total - self._speech_start >= self._min_interim
+        return self._total - self._last_interim >= self._interval
 
     def end(self) -> None:
         if self._ended:
@@ -170,7 +174,7 @@ class AdaptedStream:
 
     def _open_utterance(self, speech_start: int) -> None:
         self._speech_start = speech_start
-        self._last_interim = self._total
+        self._last_interim = speech_start  # no interim yet
         self._pending.put_nowait(_Pending(SpeechEventKind.START, speech_start))
 
     def _finish_utterance(self, speech_end: int) -> None:
@@ -238,7 +242,8 @@ class AdaptedStream:
                                       stable / max(len(text), 1), stable)
             else:
                 if transcript.text:
-                    self._context = transcript.text
+                    # The last few sentences: enough for the 64 tokens the decoder takes.
+                    self._context = f"{self._context} {transcript.text}"[-CONTEXT_CHARS:].lstrip()
                 yield SpeechEvent(SpeechEventKind.FINAL, transcript.text, start_ms, end_ms, 1.0,
                                   len(transcript.text))
         yield SpeechEvent(SpeechEventKind.END, start_ms=samples_to_ms(self._total),

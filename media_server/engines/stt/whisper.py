@@ -58,48 +58,59 @@ class WhisperRecognizer:
         return self._suppress
 
     def transcribe(self, requests: Sequence[DecodeRequest]) -> list[Transcript]:
-        """Decode requests in batches that share a beam size; results keep request order."""
+        """Decode in batches that CTranslate2 can take together; results keep request order.
+
+        A batch shares a beam size, and its prompts must put the start-of-transcript
+        token at one position: requests with context form their own batch, their
+        contexts trimmed to the shortest one's length (the most recent tokens kept).
+        """
         results: list[Transcript | None] = [None] * len(requests)
-        for beam in sorted({self._beam(r) for r in requests}):
-            index = [i for i, r in enumerate(requests) if self._beam(r) == beam]
-            for i, transcript in zip(index, self._decode([requests[i] for i in index], beam),
-                                     strict=True):
+        groups: dict[tuple[int, bool], list[int]] = {}
+        for i, request in enumerate(requests):
+            groups.setdefault((self._beam(request), bool(request.context)), []).append(i)
+        for (beam, _), index in sorted(groups.items()):
+            batch = [requests[i] for i in index]
+            for i, transcript in zip(index, self._decode(batch, beam), strict=True):
                 results[i] = transcript
         return [r for r in results if r is not None]
 
     def _beam(self, request: DecodeRequest) -> int:
         return self._final_beam if request.final else 1
 
+    def _prompts(self, requests: Sequence[DecodeRequest]) -> list[list[int]]:
+        tokenizers = [self._tokenizer(r.language) for r in requests]
+        contexts = [t.encode(" " + r.context.strip())[-CONTEXT_TOKENS:] if r.context else []
+                    for t, r in zip(tokenizers, requests, strict=True)]
+        shortest = min(len(c) for c in contexts)
+        prompts = []
+        for tok, context in zip(tokenizers, contexts, strict=True):
+            task = [tok.sot, tok.language, tok.transcribe, tok.no_timestamps]
+            prompts.append([tok.sot_prev, *context[-shortest:], *task] if shortest else task)
+        return prompts
+
     def _decode(self, requests: Sequence[DecodeRequest], beam: int) -> list[Transcript]:
         longest = max(len(r.audio) for r in requests) / STT_SAMPLE_RATE
         window = min(max(MIN_WINDOW_S, longest + TRAILING_PAD_S), MAX_WINDOW_S)
         n_samples = int(window * STT_SAMPLE_RATE)
         features = np.stack([self._features(r.audio[:n_samples], n_samples) for r in requests])
-        tokenizers = [self._tokenizer(r.language) for r in requests]
-        prompts = [self._prompt(t, r.context) for t, r in zip(tokenizers, requests, strict=True)]
+        prompts = self._prompts(requests)
+        tokenizer = self._tokenizer(requests[0].language)
         outputs = self._model.model.generate(
             ctranslate2.StorageView.from_array(features),
             prompts,
             beam_size=beam,
-            max_length=int(max(map(len, prompts)) + 8 + longest * TOKENS_PER_SECOND),
+            max_length=int(len(prompts[0]) + 8 + longest * TOKENS_PER_SECOND),
             return_no_speech_prob=True,
             suppress_blank=True,
-            suppress_tokens=self._suppressed_tokens(tokenizers[0]),
+            suppress_tokens=self._suppressed_tokens(tokenizer),
         )
         transcripts = []
-        for tok, out in zip(tokenizers, outputs, strict=True):
-            text = tok.decode(out.sequences_ids[0]).strip()
+        for out in outputs:
+            text = tokenizer.decode(out.sequences_ids[0]).strip()
             if out.no_speech_prob > NO_SPEECH_THRESHOLD:
                 text = ""
             transcripts.append(Transcript(text=text, no_speech_prob=out.no_speech_prob))
         return transcripts
-
-    @staticmethod
-    def _prompt(tok: Tokenizer, context: str) -> list[int]:
-        task = [tok.sot, tok.language, tok.transcribe, tok.no_timestamps]
-        if not context:
-            return task
-        return [tok.sot_prev, *tok.encode(" " + context.strip())[-CONTEXT_TOKENS:], *task]
 
     def _features(self, audio: np.ndarray, n_samples: int) -> np.ndarray:
         padded = np.zeros(n_samples, dtype=np.float32)

@@ -1,0 +1,96 @@
+"""Helpers the benchmarks share: a server process on loopback, percentiles, phrases."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+from tests.rtc_client import RATE, load_pcm48
+
+REPO = Path(__file__).resolve().parent.parent
+JFK = REPO.parent / "shared" / "fixtures" / "jfk.flac"
+# The four utterances of jfk.flac (seconds), as its pauses separate them.
+JFK_UTTERANCES = [(0.25, 2.35), (3.2, 4.55), (5.3, 7.8), (8.1, 10.75)]
+ESPEAK_PHRASES = [
+    "Good morning everyone, let's get started with the weekly review.",
+    "The quarterly numbers look better than we expected.",
+    "Could you share your screen for a moment?",
+    "I think we should move the launch to next Tuesday.",
+    "Thanks, that was very helpful.",
+    "Let's take five minutes and come back at half past.",
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q)) if values else float("nan")
+
+
+def speech_bounds(pcm: np.ndarray, rate: int = RATE) -> tuple[int, int]:
+    """First and last sample of a clip louder than -40 dBFS (10 ms windows)."""
+    win = rate // 100
+    frames = pcm[: len(pcm) // win * win].astype(np.float64).reshape(-1, win) / 32768
+    loud = np.nonzero(np.sqrt((frames**2).mean(axis=1)) > 0.01)[0]
+    return int(loud[0] * win), int((loud[-1] + 1) * win)
+
+
+def phrases() -> list[np.ndarray]:
+    """Real speech (the JFK utterances) and synthetic speech (espeak-ng), 48 kHz mono."""
+    jfk = load_pcm48(JFK)
+    clips = [jfk[int(a * RATE) : int(b * RATE)] for a, b in JFK_UTTERANCES]
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        raise RuntimeError("espeak-ng is missing: apt-get install espeak-ng")
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, text in enumerate(ESPEAK_PHRASES):
+            wav = Path(tmp) / f"{i}.wav"
+            subprocess.run([espeak, "-v", "en-us", "-s", "165", "-w", str(wav), text],
+                           check=True)
+            clips.append(load_pcm48(wav))
+    return clips
+
+
+@contextmanager
+def server_process(port: int, env: dict[str, str] | None = None,
+                   args: list[str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`live-interpreter serve` (or `args`) on 127.0.0.1:port, ICE on loopback only."""
+    environ = {**os.environ, "LIVE_INTERPRETER_ICE_HOST_ADDRESSES": "127.0.0.1",
+               "LIVE_INTERPRETER_LOG_LEVEL": "WARNING", **(env or {})}
+    command = args or [str(Path(sys.executable).parent / "live-interpreter"), "serve",
+                       "--port", str(port)]
+    proc = subprocess.Popen(command, env=environ, cwd=REPO)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def wait_ready(url: str, within: float = 60) -> None:
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(url + "/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} never became ready")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
