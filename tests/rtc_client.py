@@ -31,7 +31,7 @@ FRAME = 960  # 20 ms
 def load_pcm48(path: str | Path, rate: int = RATE) -> np.ndarray:
     """Decode any audio file to mono int16 at `rate` (48 kHz by default)."""
     resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
-    chunks = []
+    chunks: list[np.ndarray] = []
     with av.open(str(path)) as container:
         for frame in container.decode(audio=0):
             chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from typing import Any
 
 import aiohttp
 import numpy as np
@@ -19,7 +20,7 @@ from tests.rtc_client import CaptionClient
 LEAD_S = 0.3
 
 
-def _last_final(message: dict) -> bool:
+def _last_final(message: dict[str, Any]) -> bool:
     return (message["type"] == "caption" and message["status"] == "final"
             and "country" in message["text"].lower() and message["end_ms"] > 9000)
 
@@ -76,7 +77,7 @@ async def test_captions_arrive_over_the_data_channel(client: CaptionClient,
     # An interim arrives before the first final.
     assert captions.index(next(c for c in captions if c["status"] == "interim")) < \
         captions.index(finals[0])
-    by_utterance: dict[str, list[dict]] = defaultdict(list)
+    by_utterance: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for c in captions:
         by_utterance[c["utterance_id"]].append(c)
     for messages in by_utterance.values():
@@ -92,7 +93,7 @@ async def test_captions_arrive_over_the_data_channel(client: CaptionClient,
     assert "listening" in states and "idle" in states
 
 
-def _error(data: dict) -> str:
+def _error(data: dict[str, Any]) -> str:
     assert set(data) == {"error"} and set(data["error"]) == {"code", "message"}
     assert data["error"]["message"]
     return str(data["error"]["code"])
@@ -120,13 +121,14 @@ async def test_bad_session_requests(server: Server, http: aiohttp.ClientSession,
 
 async def test_unknown_ids_and_routes(server: Server, http: aiohttp.ClientSession) -> None:
     unknown = server.url + "/api/sessions/nope"
-    for method, url, kwargs in [
+    requests: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", unknown, {}),
         ("POST", unknown + "/offer", {"json": {"sdp": "v=0", "type": "offer"}}),
         ("PATCH", unknown + "/ice", {"json": {"candidates": []}}),
         ("DELETE", unknown, {}),
         ("GET", server.url + "/api/nothing-here", {}),
-    ]:
+    ]
+    for method, url, kwargs in requests:
         async with http.request(method, url, **kwargs) as resp:
             assert resp.status == 404, (method, url)
             assert _error(await resp.json()) in ("unknown_session", "not_found")
@@ -158,6 +160,7 @@ async def test_bad_offers_then_a_good_one(server: Server, http: aiohttp.ClientSe
             assert _error(await resp.json()) == code
     # The same session still takes a well-formed offer afterwards...
     await client.connect(session, jfk48)
+    assert client.pc is not None
     # ...and only one.
     async with http.post(offer_url, json={"sdp": client.pc.localDescription.sdp,
                                           "type": "offer"}) as resp:
@@ -185,6 +188,7 @@ async def test_data_channel_garbage_gets_errors_and_the_session_goes_on(
     assert codes.count("bad_message") == 3
     assert {"message_too_large", "unknown_type", "unsupported_language_pair"} <= set(codes)
     # A second data channel with another label is refused without harm.
+    assert client.pc is not None
     extra = client.pc.createDataChannel("something-else")
     await client.wait_for(_last_final, within=JFK_SECONDS + 10)
     assert extra.readyState in ("closing", "closed")

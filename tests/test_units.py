@@ -1,6 +1,7 @@
 """Small pure units: settings, protocol parsing, captions, LocalAgreement."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ from media_server.protocol import (
 from media_server.settings import Settings, SettingsError
 
 
-def test_settings_from_environment_and_toml(tmp_path) -> None:
+def test_settings_from_environment_and_toml(tmp_path: Path) -> None:
     config = tmp_path / "li.toml"
     config.write_text('port = 9000\nstun_urls = ["stun:a:3478", "stun:b:3478"]\nmax_speakers = 2\n')
     settings = Settings.load({
@@ -39,12 +40,12 @@ def test_settings_from_environment_and_toml(tmp_path) -> None:
     {"LIVE_INTERPRETER_LOG_FORMAT": "xml"},
     {"LIVE_INTERPRETER_CONFIG": "/nonexistent/li.toml"},
 ])
-def test_bad_settings_are_refused_clearly(env) -> None:
+def test_bad_settings_are_refused_clearly(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError):
         Settings.load(env)
 
 
-def test_unknown_toml_key_is_refused(tmp_path) -> None:
+def test_unknown_toml_key_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "li.toml"
     config.write_text("prot = 1\n")
     with pytest.raises(SettingsError, match="prot"):
@@ -67,7 +68,7 @@ def test_client_messages_parse() -> None:
     ('{"type":"launch_missiles"}', "unknown_type"),
     ('{"type":"ping","pad":"' + "x" * 5000 + '"}', "message_too_large"),
 ])
-def test_bad_client_messages_get_a_code(raw, code) -> None:
+def test_bad_client_messages_get_a_code(raw: str | bytes, code: str) -> None:
     with pytest.raises(ProtocolError) as caught:
         parse_client_message(raw, 4096)
     assert caught.value.code == code
