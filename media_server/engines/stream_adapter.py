@@ -34,8 +34,9 @@ from media_server.engines.vad.base import VadEvent, VadEventKind, VoiceActivityD
 log = logging.getLogger(__name__)
 
 CONTEXT_CHARS = 400
-# VAD reports an event up to one 32 ms chunk after the audio it concerns.
-_VAD_LAG_SAMPLES = 1024
+# The VAD reports a START up to four 32 ms chunks after the onset it names (it waits
+# for the minimum speech): the pre-roll kept between utterances must cover that.
+_VAD_LAG_SAMPLES = 2048
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class AdaptedStream:
         self._last_interim = 0
         self._candidate: _Pending | None = None  # speculative final since the last PAUSE
         self._pending: asyncio.Queue[_Pending | None] = asyncio.Queue()
-        self._context = ""  # the last final's text, to condition the next decodes
+        self._context = ""  # the last finals' text, to condition the next decodes
         self._ended = False
 
     # -- audio in ---------------------------------------------------------------
