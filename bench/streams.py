@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import JFK, cpu_seconds, percentile, server_process, wait_ready
+from bench.common import JFK, cpu_seconds, percentile, rss_mb, server_process, wait_ready
 from media_server.engines.decode_scheduler import DecodeScheduler
 from media_server.engines.local import Engines, load_local_engines
 from media_server.engines.stream_adapter import AdapterConfig, StreamAdapter
@@ -71,8 +71,9 @@ async def serve_media_path(port: int) -> None:
     await asyncio.Event().wait()
 
 
-async def measure_streams(n: int, speak: bool, audio: np.ndarray) -> tuple[float, float]:
-    """Server CPU (% of one core) and client CPU with `n` inbound streams."""
+async def measure_streams(n: int, speak: bool, audio: np.ndarray
+                          ) -> tuple[float, float, float]:
+    """Server CPU (% of one core), client CPU and server RSS (MB) with `n` inbound streams."""
     url = f"http://127.0.0.1:{PORT}"
     args = [sys.executable, __file__, "--serve", str(PORT)]
     with server_process(PORT, args=args) as proc:
@@ -85,21 +86,24 @@ async def measure_streams(n: int, speak: bool, audio: np.ndarray) -> tuple[float
             await asyncio.sleep(MEASURE_S)
             server_cpu = (cpu_seconds(proc.pid) - server_before) / MEASURE_S * 100
             client_cpu = (time.process_time() - client_before) / MEASURE_S * 100
+            rss = rss_mb(proc.pid)
             await asyncio.gather(*(c.close() for c in clients))
-    return server_cpu, client_cpu
+    return server_cpu, client_cpu, rss
 
 
 async def media_path(counts: list[int]) -> None:
     audio = np.tile(load_pcm48(JFK), 3)
     print("Part 1: server CPU (% of one core), speech in real time")
     print(f"{'streams':>8} {'bare aiortc':>12} {'media path':>11} {'added by us':>12}"
-          f" {'added/bare':>11} {'streams/core bare|media':>24} {'clients':>8}")
+          f" {'added/bare':>11} {'streams/core bare|media':>24} {'server RSS':>11}"
+          f" {'clients':>8}")
     for n in counts:
-        bare, _ = await measure_streams(n, speak=False, audio=audio)
-        media, client = await measure_streams(n, speak=True, audio=audio)
+        bare, _, _ = await measure_streams(n, speak=False, audio=audio)
+        media, client, rss = await measure_streams(n, speak=True, audio=audio)
         added = media - bare
         print(f"{n:>8} {bare:>11.1f}% {media:>10.1f}% {added:>11.1f}% {added / bare:>11.2f}"
-              f" {100 * n / bare:>14.0f} | {100 * n / media:<7.0f} {client:>7.0f}%")
+              f" {100 * n / bare:>14.0f} | {100 * n / media:<7.0f} {rss:>8.0f} MB"
+              f" {client:>7.0f}%")
     print("  added = resampling + VAD + stream adapter; added/bare <= 1 means our media path"
           " costs no more than aiortc's own receiving; clients = the sending process's CPU")
 
