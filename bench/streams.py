@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import JFK, cpu_seconds, percentile, rss_mb, server_process, wait_ready
+from media_server.engines.catalog import EngineCatalog
 from media_server.engines.decode_scheduler import DecodeScheduler
 from media_server.engines.local import Engines, load_local_engines
 from media_server.engines.stream_adapter import AdapterConfig, StreamAdapter
@@ -64,7 +65,8 @@ async def serve_media_path(port: int) -> None:
     scheduler.start()
     session = load_session()
     stt = StreamAdapter(scheduler, lambda: SpeechSegmenter(SileroOnnx(session)), AdapterConfig())
-    app = create_app(settings, engines=Engines(stt=stt, scheduler=scheduler))
+    catalog = EngineCatalog(stt.languages(), translators=[], voices=[])
+    app = create_app(settings, engines=Engines(stt=stt, scheduler=scheduler, catalog=catalog))
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -38,3 +38,15 @@ def samples_to_ms(samples: int, rate: int = STT_SAMPLE_RATE) -> int:
 
 def ms_to_samples(ms: int, rate: int = STT_SAMPLE_RATE) -> int:
     return ms * rate // 1000
+
+
+def resample_pcm(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
+    """Mono s16 PCM from one rate to another (a whole clip at once)."""
+    if from_rate == to_rate or not pcm:
+        return pcm
+    samples = np.frombuffer(pcm, dtype="<i2").reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+    frame.sample_rate = from_rate
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=to_rate)
+    out = [*resampler.resample(frame), *resampler.resample(None)]
+    return b"".join(f.to_ndarray().tobytes() for f in out)

@@ -8,8 +8,10 @@ revision one higher than the last, so clients order and dedupe by
 
 from __future__ import annotations
 
+import dataclasses
+
 from media_server.engines.stt.base import SpeechEvent, SpeechEventKind
-from media_server.protocol import CaptionMessage
+from media_server.protocol import CaptionMessage, Translation
 
 
 class CaptionBuilder:
@@ -26,6 +28,15 @@ class CaptionBuilder:
     @property
     def current_utterance_id(self) -> str:
         return f"{self._speaker_id}-{self._sequence}"
+
+    def revise(self, caption: CaptionMessage, translation: Translation) -> CaptionMessage | None:
+        """The same interim again with its translation, as the utterance's next revision;
+        None once that interim is no longer the latest word of an open utterance."""
+        if (not self._open or caption.utterance_id != self.current_utterance_id
+                or caption.text != self._last_text):
+            return None
+        self._revision += 1
+        return dataclasses.replace(caption, revision=self._revision, translation=translation)
 
     def on_event(self, event: SpeechEvent) -> CaptionMessage | None:
         """Return the caption to send for this event, or None if it changes nothing."""

@@ -26,11 +26,17 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
 
+from media_server.audio import resample_pcm
 from media_server.captions import CaptionBuilder
+from media_server.echo_guard import EchoGuard
+from media_server.engines.catalog import EngineCatalog
 from media_server.engines.stt.base import SpeechToText
-from media_server.errors import BadRequest, Conflict
+from media_server.errors import BadRequest, Conflict, InterpreterError
+from media_server.interpretation import Interpreter
 from media_server.log import session_id_var
 from media_server.pipeline import SpeakerPipeline
+from media_server.playout import RATE as PLAYOUT_RATE
+from media_server.playout import Clip, PlayoutTrack
 from media_server.protocol import (
     CHANNEL_LABEL,
     Bye,
@@ -41,7 +47,9 @@ from media_server.protocol import (
     ProtocolError,
     ServerMessage,
     SetLanguage,
+    SetMonitor,
     SetTts,
+    SpeechMessage,
     StateMessage,
     parse_client_message,
 )
@@ -62,13 +70,17 @@ class SessionInfo:
     target_lang: str
     speak: bool
     participant_id: str
+    monitor: bool  # hear the spoken translation of one's own speech
 
 
 @dataclass(frozen=True)
-class PeerLimits:
+class PeerConfig:
     idle_timeout_s: float
     connect_timeout_s: float
     max_message_bytes: int
+    interim_translation_interval_ms: int = 300
+    clip_gap_ms: int = 300
+    tts_max_delay_s: float = 10.0
 
 
 def _parse_candidate(entry: dict[str, Any]) -> RTCIceCandidate | None:
@@ -95,13 +107,17 @@ class Peer:
         self,
         info: SessionInfo,
         stt: SpeechToText | None,
-        limits: PeerLimits,
+        catalog: EngineCatalog,
+        limits: PeerConfig,
         on_closed: Callable[[Peer], Awaitable[None]],
         rtc_config: RTCConfiguration,
     ) -> None:
         self.info = info
         self.target_lang = info.target_lang
+        self.monitor = info.monitor
+        self.tts_enabled = True
         self._stt = stt
+        self._catalog = catalog
         self._limits = limits
         self._on_closed = on_closed
         self._rtc_config = rtc_config
@@ -116,9 +132,16 @@ class Peer:
         self._channel: RTCDataChannel | None = None
         self._outbox: list[ServerMessage] = []  # state and finals sent before the channel opens
         self._pipeline: SpeakerPipeline | None = None
+        # Only someone who hears their own interpretation can feed it back.
+        self._echo_guard = EchoGuard(lambda: self.monitor and self.tts_enabled)
+        self._playout = PlayoutTrack(self._on_clip_start, self._on_playout_idle,
+                                     self._on_clip_dropped, self._echo_guard.played,
+                                     limits.clip_gap_ms, limits.tts_max_delay_s)
+        self._to_speak: asyncio.Queue[CaptionMessage] = asyncio.Queue(maxsize=32)
         self._tasks: set[asyncio.Task[Any]] = set()
         session_id_var.set(info.id)
         self._spawn(self._watchdog(), "watchdog")
+        self._spawn(self._synthesize_queued(), "tts")
 
     # -- signaling ------------------------------------------------------------
 
@@ -135,6 +158,8 @@ class Peer:
         self._wire(self.pc)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            if "m=audio" in sdp:
+                self.pc.addTrack(self._playout)  # the return track, before the answer
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except Exception as exc:
             # aiortc raises many kinds of errors on bad SDP. Start over with a fresh
@@ -196,7 +221,10 @@ class Peer:
         assert self._stt is not None
         stream = self._stt.open_stream(self.info.source_lang)
         captions = CaptionBuilder(self.info.participant_id, self.info.name, self.info.source_lang)
-        self._pipeline = SpeakerPipeline(stream, captions, self.send)
+        interpreter = Interpreter(self._catalog, captions, lambda: self.target_lang, self.send,
+                                  self._speak, self._limits.interim_translation_interval_ms)
+        self._pipeline = SpeakerPipeline(stream, captions, self.send, interpreter,
+                                         self._echo_guard)
         self._spawn(self._pipeline.run(), "pipeline")
         self._spawn(self._receive(track, self._pipeline), "receive")
 
@@ -233,17 +261,19 @@ class Peer:
         elif isinstance(message, SetLanguage):
             self._set_language(message.target)
         elif isinstance(message, SetTts):
-            self.send(ErrorMessage("tts_unavailable",
-                                   "spoken translation is not available on this server"))
+            self.tts_enabled = message.enabled
+            if not message.enabled:
+                self._playout.clear()
+        elif isinstance(message, SetMonitor):
+            self.monitor = message.enabled
 
     def _set_language(self, target: str) -> None:
-        if target != self.info.source_lang:
-            self.send(ErrorMessage(
-                "unsupported_language_pair",
-                f"no translation from {self.info.source_lang!r} to {target!r} on this server",
-            ))
+        try:
+            self._catalog.check_pair(self.info.source_lang, target)
+        except InterpreterError as exc:
+            self.send(ErrorMessage(exc.code, exc.message))
             return
-        self.target_lang = target
+        self.target_lang = target  # the next caption is in it
 
     def send(self, message: ServerMessage) -> None:
         channel = self._channel
@@ -261,6 +291,47 @@ class Peer:
         outbox, self._outbox = self._outbox, []
         for message in outbox:
             self.send(message)
+
+    # -- spoken translation ------------------------------------------------------
+
+    def _speak(self, caption: CaptionMessage) -> None:
+        if not (self.tts_enabled and self.monitor and caption.translation):
+            return
+        try:
+            self._to_speak.put_nowait(caption)
+        except asyncio.QueueFull:
+            log.warning("speech queue full; clip skipped",
+                        extra={"utterance_id": caption.utterance_id})
+
+    async def _synthesize_queued(self) -> None:
+        while True:
+            caption = await self._to_speak.get()
+            assert caption.translation is not None
+            lang, text = caption.translation.lang, caption.translation.text
+            voice = self._catalog.voice_for(lang)
+            if voice is None:
+                self.send(ErrorMessage("no_voice", f"no voice speaks {lang!r} on this server"))
+                continue
+            try:
+                chunks = [chunk async for chunk in voice.synthesize(text, lang)]
+            except Exception as exc:
+                log.warning("synthesis failed", extra={"error": repr(exc),
+                                                       "provider": voice.name})
+                self.send(ErrorMessage("tts_failed", "the spoken translation failed"))
+                continue
+            pcm = b"".join(resample_pcm(c.pcm, c.sample_rate, PLAYOUT_RATE) for c in chunks)
+            self._playout.enqueue(Clip(pcm, caption.utterance_id, lang))
+
+    def _on_clip_start(self, clip: Clip, track_ms: int) -> None:
+        session_ms = self._pipeline.audio_ms if self._pipeline is not None else track_ms
+        self.send(SpeechMessage(clip.utterance_id, clip.lang, session_ms, clip.duration_ms))
+        self.send(StateMessage("speaking"))
+
+    def _on_playout_idle(self) -> None:
+        self.send(StateMessage("idle"))
+
+    def _on_clip_dropped(self, clip: Clip) -> None:
+        log.warning("stale speech clip dropped", extra={"utterance_id": clip.utterance_id})
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -295,6 +366,7 @@ class Peer:
         await asyncio.gather(*others, return_exceptions=True)
         if self._pipeline is not None:
             await self._pipeline.aclose()
+        self._playout.stop()
         await self.pc.close()
         self._channel = None
         self._outbox.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -10,7 +11,9 @@ import av
 
 from media_server.audio import PcmResampler, samples_to_ms
 from media_server.captions import CaptionBuilder
+from media_server.echo_guard import EchoGuard
 from media_server.engines.stt.base import SpeechEventKind, SpeechStream
+from media_server.interpretation import Interpreter
 from media_server.log import utterance_id_var
 from media_server.protocol import ErrorMessage, ServerMessage, StateMessage
 
@@ -27,10 +30,14 @@ class SpeakerPipeline:
         stream: SpeechStream,
         captions: CaptionBuilder,
         send: Callable[[ServerMessage], None],
+        interpreter: Interpreter | None = None,
+        echo_guard: EchoGuard | None = None,
     ) -> None:
         self._stream = stream
         self._captions = captions
         self._send = send
+        self._interpreter = interpreter
+        self._echo_guard = echo_guard
         self._resampler = PcmResampler()
         self._samples_in = 0
         self._last_behind_warning = 0.0
@@ -44,6 +51,8 @@ class SpeakerPipeline:
         if not isinstance(frame, av.AudioFrame):
             return  # aiortc types recv() loosely; an audio track only gives AudioFrames
         pcm = self._resampler.convert(frame)
+        if self._echo_guard is not None:
+            self._echo_guard.heard(self.audio_ms, pcm)
         self._samples_in += len(pcm) // 2
         self._stream.push(pcm)
 
@@ -52,6 +61,8 @@ class SpeakerPipeline:
 
     async def aclose(self) -> None:
         await self._stream.aclose()
+        if self._interpreter is not None:
+            await self._interpreter.aclose()
 
     async def run(self) -> None:
         """Turn the stream's events into messages until the stream ends."""
@@ -61,11 +72,21 @@ class SpeakerPipeline:
                 continue
             if event.kind is SpeechEventKind.END:
                 break
+            if self._echo_guard is not None and event.text and \
+                    self._echo_guard.is_echo(event.start_ms, event.end_ms):
+                log.info("our own speech heard back; not captioned",
+                         extra={"kind": str(event.kind), "text": event.text})
+                if event.kind is SpeechEventKind.INTERIM:
+                    continue
+                event = dataclasses.replace(event, text="")  # closes what is on screen
             caption = self._captions.on_event(event)
             if caption is None:
                 continue
-            self._send(caption)
-            if caption.status == "final":
+            if self._interpreter is None:
+                self._send(caption)
+            else:
+                await self._interpreter.on_caption(caption)
+            if caption.status == "final" and caption.text:
                 utterance_id_var.set(caption.utterance_id)
                 lag_ms = self.audio_ms - event.end_ms
                 log.info("final caption", extra={

@@ -60,6 +60,20 @@ class ErrorMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechMessage:
+    """A clip of spoken translation starts on the return track now."""
+
+    utterance_id: str
+    lang: str
+    start_ms: int  # session time (as caption offsets) when the clip starts playing
+    duration_ms: int
+    type: Literal["speech"] = field(default="speech", init=False)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+@dataclass(frozen=True, slots=True)
 class PongMessage:
     type: Literal["pong"] = field(default="pong", init=False)
 
@@ -67,7 +81,7 @@ class PongMessage:
         return json.dumps(asdict(self))
 
 
-ServerMessage = CaptionMessage | StateMessage | ErrorMessage | PongMessage
+ServerMessage = CaptionMessage | StateMessage | ErrorMessage | SpeechMessage | PongMessage
 
 
 # -- client -> server -------------------------------------------------------------
@@ -84,6 +98,13 @@ class SetTts:
 
 
 @dataclass(frozen=True, slots=True)
+class SetMonitor:
+    """Hear the spoken translation of one's own speech (on by default when alone)."""
+
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     pass
 
@@ -93,7 +114,7 @@ class Bye:
     """The page is going away (sent on unload): close the session now."""
 
 
-ClientMessage = SetLanguage | SetTts | Ping | Bye
+ClientMessage = SetLanguage | SetTts | SetMonitor | Ping | Bye
 
 
 class ProtocolError(ValueError):
@@ -125,6 +146,8 @@ def parse_client_message(raw: str | bytes, max_bytes: int) -> ClientMessage:
         return SetLanguage(_field(data, "target", str))
     if kind == "set_tts":
         return SetTts(_field(data, "enabled", bool))
+    if kind == "set_monitor":
+        return SetMonitor(_field(data, "enabled", bool))
     if kind == "ping":
         return Ping()
     if kind == "bye":

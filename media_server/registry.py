@@ -10,9 +10,10 @@ import secrets
 from aiortc import RTCConfiguration, RTCIceServer
 
 from media_server.admission import SpeakerSlots
+from media_server.engines.catalog import EngineCatalog
 from media_server.engines.local import Engines
 from media_server.errors import BadRequest, NotFound, Unavailable
-from media_server.peer import Peer, PeerLimits, SessionInfo
+from media_server.peer import Peer, PeerConfig, SessionInfo
 from media_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,13 @@ class SessionRegistry:
         self._engines = engines
         self._peers: dict[str, Peer] = {}
         self.speakers = SpeakerSlots(settings.max_speakers, engines.scheduler)
-        self._limits = PeerLimits(
+        self._limits = PeerConfig(
             idle_timeout_s=settings.peer_idle_timeout_s,
             connect_timeout_s=settings.offer_timeout_s,
             max_message_bytes=settings.max_message_bytes,
+            interim_translation_interval_ms=settings.interim_translation_interval_ms,
+            clip_gap_ms=settings.tts_clip_gap_ms,
+            tts_max_delay_s=settings.tts_max_delay_s,
         )
         # The server's own ICE: no STUN unless configured (a media server with a
         # public address needs none, and an unreachable one delays every answer by 5 s).
@@ -42,11 +46,16 @@ class SessionRegistry:
     def __len__(self) -> int:
         return len(self._peers)
 
-    def languages(self) -> frozenset[str]:
-        return self._engines.stt.languages()
+    @property
+    def catalog(self) -> EngineCatalog:
+        return self._engines.catalog
+
+    def in_room(self, room: str) -> int:
+        return sum(p.info.room == room for p in self._peers.values())
 
     def create(
-        self, room: str, name: str, source_lang: str, target_lang: str, speak: bool
+        self, room: str, name: str, source_lang: str, target_lang: str, speak: bool,
+        monitor: bool | None = None,
     ) -> Peer:
         if not _ROOM.match(room):
             raise BadRequest("bad_room", "room must be 1-64 letters, digits, '.', '_' or '-'")
@@ -55,13 +64,7 @@ class SessionRegistry:
         for lang in (source_lang, target_lang):
             if not _LANG.match(lang):
                 raise BadRequest("bad_language", f"{lang!r} is not a language code")
-        if source_lang not in self.languages():
-            raise BadRequest("unsupported_language",
-                             f"speech recognition does not support {source_lang!r}")
-        if target_lang != source_lang:
-            raise BadRequest("unsupported_language_pair",
-                             f"no translation from {source_lang!r} to {target_lang!r} "
-                             "on this server")
+        self.catalog.check_pair(source_lang, target_lang)
         if len(self._peers) >= self._settings.max_sessions:
             raise Unavailable("too_many_sessions", "the server has no room for another session")
         session_id = secrets.token_urlsafe(18)
@@ -70,8 +73,11 @@ class SessionRegistry:
         info = SessionInfo(
             id=session_id, room=room, name=name.strip(), source_lang=source_lang,
             target_lang=target_lang, speak=speak, participant_id=secrets.token_hex(4),
+            # Alone, one hears one's own words interpreted; with others, by choice.
+            monitor=self.in_room(room) == 0 if monitor is None else monitor,
         )
-        peer = Peer(info, self._engines.stt, self._limits, self._forget, self._rtc_config)
+        peer = Peer(info, self._engines.stt, self.catalog, self._limits, self._forget,
+                    self._rtc_config)
         self._peers[session_id] = peer
         log.info("session created", extra={"session_id": session_id, "room": room,
                                            "speak": speak, "source_lang": source_lang})

@@ -51,6 +51,12 @@ class Settings:
     vad_min_silence_ms: int = 300
     vad_speech_pad_ms: int = 200
 
+    # Translation and speech.
+    translation_cache_ttl_s: float = 30.0
+    interim_translation_interval_ms: int = 300
+    tts_clip_gap_ms: int = 300
+    tts_max_delay_s: float = 10.0  # a clip that would start later than this is dropped
+
     # Capacity and limits.
     max_speakers: int = 4
     max_sessions: int = 200

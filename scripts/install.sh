@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
-apt_packages=(python3 python3-venv python3-pip ca-certificates)
+apt_packages=(python3 python3-venv python3-pip ca-certificates espeak-ng apertium apertium-eng-spa)
 if (( want_test )); then
   apt_packages+=(chromium iproute2 fonts-dejavu-core)
 fi

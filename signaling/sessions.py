@@ -25,10 +25,11 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def _get(data: dict[str, Any], name: str, kind: type, default: Any) -> Any:
+def _get(data: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
     value = data.get(name, default)
     if not isinstance(value, kind):
-        raise BadRequest("bad_field", f"'{name}' must be a {kind.__name__}")
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise BadRequest("bad_field", f"'{name}' must be a {names}")
     return value
 
 
@@ -55,6 +56,7 @@ async def create_session(request: web.Request) -> web.Response:
         source_lang=source,
         target_lang=_get(data, "target_lang", str, source),
         speak=_get(data, "speak", bool, True),
+        monitor=_get(data, "monitor", (bool, type(None)), None),
     )
     return web.json_response(
         {
@@ -73,6 +75,7 @@ async def get_session(request: web.Request) -> web.Response:
     return web.json_response({
         "session_id": info.id, "room": info.room, "name": info.name,
         "source_lang": info.source_lang, "target_lang": peer.target_lang, "speak": info.speak,
+        "monitor": peer.monitor, "tts": peer.tts_enabled,
         "connection_state": peer.pc.connectionState,
     })
 
@@ -104,4 +107,4 @@ async def delete_session(request: web.Request) -> web.Response:
 
 @routes.get("/api/languages")
 async def languages(request: web.Request) -> web.Response:
-    return web.json_response({"speech": sorted(_registry(request).languages())})
+    return web.json_response(_registry(request).catalog.describe())

@@ -50,6 +50,11 @@ class PcmTrack(MediaStreamTrack):
         self._pts = 0
         self._t0: float | None = None
         self.audio_t0: float | None = None  # wall time of the first sample of `pcm`
+        self._echo = np.zeros(0, dtype=np.float64)  # sound from the loudspeaker, to mix in
+
+    def mix_in(self, samples: np.ndarray, gain: float = 0.8) -> None:
+        """Add played-back audio (48 kHz floats) to what the mic picks up next."""
+        self._echo = np.concatenate([self._echo, samples * gain])
 
     @property
     def finished(self) -> bool:
@@ -67,6 +72,11 @@ class PcmTrack(MediaStreamTrack):
         chunk = self._pcm[self._pts : self._pts + FRAME]
         if len(chunk) < FRAME:
             chunk = np.concatenate([chunk, np.zeros(FRAME - len(chunk), dtype=np.int16)])
+        if len(self._echo):
+            echo, self._echo = self._echo[:FRAME], self._echo[FRAME:]
+            mixed = chunk.astype(np.float64)
+            mixed[: len(echo)] += echo * 32768
+            chunk = np.clip(mixed, -32768, 32767).astype(np.int16)
         frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = RATE
         frame.pts = self._pts
@@ -90,6 +100,9 @@ class CaptionClient:
     track: PcmTrack | None = None
     pc: RTCPeerConnection | None = None
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    # The return track as received: (arrival time, RMS in [0, 1]) per 20 ms frame.
+    return_audio: list[tuple[float, float]] = field(default_factory=list)
+    echo: bool = False  # play the return track back into the mic, as a loudspeaker would
 
     async def create(self, **body: Any) -> aiohttp.ClientResponse:
         body = {"room": "test", "name": "Tester", "source_lang": "en", **body}
@@ -107,6 +120,7 @@ class CaptionClient:
                       lead_silence_s: float = 0.3) -> None:
         self.session_id = session_id
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.on("track", self._on_track)
         channel = self.pc.createDataChannel("captions")
         channel.on("message", self._on_message)
         self.channel = channel
@@ -125,6 +139,21 @@ class CaptionClient:
             raise RuntimeError(f"offer refused: {resp.status} {answer}")
         await self.pc.setRemoteDescription(RTCSessionDescription(**answer))
         await asyncio.wait_for(opened.wait(), 10)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._return_task = asyncio.ensure_future(self._record(track))
+
+    async def _record(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                assert isinstance(frame, av.AudioFrame)
+                # aiortc decodes to packed s16 stereo: take one channel.
+                samples = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0]
+                level = samples.astype(np.float64) / 32768
+                self.return_audio.append((time.monotonic(), float(np.sqrt(np.mean(level**2)))))
+                if self.echo and self.track is not None:
+                    self.track.mix_in(level)
 
     def _on_message(self, raw: str | bytes) -> None:
         self.received.append(Received(time.monotonic(), json.loads(raw)))

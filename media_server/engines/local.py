@@ -8,10 +8,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from media_server.cache.memory import MemoryCache
+from media_server.engines.catalog import EngineCatalog
 from media_server.engines.decode_scheduler import DecodeScheduler
 from media_server.engines.stream_adapter import AdapterConfig, StreamAdapter
 from media_server.engines.stt.whisper import WhisperRecognizer
 from media_server.engines.stt.whisper_files import whisper_base_dir
+from media_server.engines.translate.apertium import Apertium
+from media_server.engines.translate.base import Translator
+from media_server.engines.translate.cached import CachedTranslator
+from media_server.engines.translate.fast_translate import FastTranslate
+from media_server.engines.tts.base import TextToSpeech
+from media_server.engines.tts.espeak import EspeakTts
+from media_server.engines.tts.piper import PiperTts
 from media_server.engines.vad.segmenter import SpeechModel, SpeechSegmenter
 from media_server.engines.vad.silero import SileroGgml
 from media_server.engines.vad.silero_onnx import SileroOnnx, load_session
@@ -24,9 +33,13 @@ log = logging.getLogger(__name__)
 class Engines:
     stt: StreamAdapter
     scheduler: DecodeScheduler
+    catalog: EngineCatalog
+    piper: PiperTts | None = None
 
     async def close(self) -> None:
         await self.scheduler.close()
+        if self.piper is not None:
+            await self.piper.close()
 
 
 def _speech_model_factory(provider: str) -> Callable[[], SpeechModel]:
@@ -61,6 +74,26 @@ async def load_local_engines(settings: Settings) -> Engines:
                                 settings.vad_min_silence_ms),
         config,
     )
-    log.info("engines loaded", extra={"stt": stt.name,
-                                      "seconds": round(time.monotonic() - started, 2)})
-    return Engines(stt=stt, scheduler=scheduler)
+    cache = MemoryCache(settings.translation_cache_ttl_s)
+    translators: list[Translator] = []
+    fast = FastTranslate()
+    await asyncio.to_thread(fast.warm_up)
+    translators.append(CachedTranslator(fast, cache))
+    voices: list[TextToSpeech] = []
+    piper = PiperTts()
+    await piper.start()
+    voices.append(piper)
+    # Debian-packaged engines: the server runs without them, and says so.
+    try:
+        translators.append(CachedTranslator(await asyncio.to_thread(Apertium), cache))
+    except FileNotFoundError as exc:
+        log.warning("engine not available", extra={"reason": str(exc)})
+    try:
+        voices.append(await asyncio.to_thread(EspeakTts))
+    except FileNotFoundError as exc:
+        log.warning("engine not available", extra={"reason": str(exc)})
+    catalog = EngineCatalog(stt.languages(), translators, voices)
+    log.info("engines loaded", extra={
+        "stt": stt.name, "pairs": len(catalog.pairs()), "voices": len(catalog.describe()["voices"]),
+        "seconds": round(time.monotonic() - started, 2)})
+    return Engines(stt=stt, scheduler=scheduler, catalog=catalog, piper=piper)

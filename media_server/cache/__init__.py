@@ -1,0 +1,1 @@
+"""Translation cache and ephemeral state: base.py, memory.py (default)."""

@@ -1,0 +1,77 @@
+"""Is what a participant's mic picked up our own spoken translation coming back?
+
+A participant who hears the interpretation through loudspeakers feeds it into their
+mic (always so when one person uses it as a personal interpreter). Browsers' echo
+cancellation removes most of it, not all; Whisper then "hears" the translation and
+even translates it back into the original, and the loop repeats forever.
+
+The server knows exactly what it played and when. For each recognised stretch of
+mic audio, the guard compares the mic's loudness envelope with the playout's,
+shifted by every plausible echo delay: echo follows the playout's rhythm
+(correlation near 1), a person speaking over it does not. Muting recognition
+during playout would also stop the loop, but it loses everything the speaker says
+while the translation plays, which in live interpretation is most of the time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+FRAME_MS = 20
+MAX_DELAY_S = 1.0  # loudspeaker + mic + network round trip
+CORRELATION = 0.6  # at least this: the mic follows the playout
+MIN_PLAYING = 0.3  # share of the stretch during which something was playing
+MIN_FRAMES = 25  # 500 ms: shorter envelopes can correlate by chance
+HISTORY_FRAMES = 3000  # 60 s
+_FLOOR = 1e-4
+
+
+class EchoGuard:
+    def __init__(self, enabled: Callable[[], bool]) -> None:
+        self._enabled = enabled
+        self._played: deque[tuple[float, float]] = deque(maxlen=HISTORY_FRAMES)
+        self._heard: deque[tuple[int, float, float]] = deque(maxlen=HISTORY_FRAMES)
+        self.suppressed = 0
+
+    def played(self, pcm: bytes) -> None:
+        """A frame of playout goes out now."""
+        self._played.append((time.monotonic(), _rms(pcm)))
+
+    def heard(self, audio_ms: int, pcm: bytes) -> None:
+        """A frame of mic audio starting at `audio_ms` (session time) arrived now."""
+        self._heard.append((audio_ms, time.monotonic(), _rms(pcm)))
+
+    def is_echo(self, start_ms: int, end_ms: int) -> bool:
+        if not self._enabled() or len(self._played) < MIN_FRAMES:
+            return False
+        mic = [(t, rms) for ms, t, rms in self._heard if start_ms <= ms < end_ms]
+        if len(mic) < MIN_FRAMES:
+            return False
+        mic_t = np.array([t for t, _ in mic])
+        mic_level = np.log(np.array([rms for _, rms in mic]) + _FLOOR)
+        played_t = np.array([t for t, _ in self._played])
+        played_rms = np.array([rms for _, rms in self._played])
+        best = -1.0
+        for delay in np.arange(0.0, MAX_DELAY_S, FRAME_MS / 1000):
+            index = np.searchsorted(played_t, mic_t - delay) - 1
+            valid = index >= 0
+            expected = np.where(valid, played_rms[np.clip(index, 0, None)], 0.0)
+            if np.mean(expected > 0.005) < MIN_PLAYING:
+                continue
+            level = np.log(expected + _FLOOR)
+            if np.std(level) == 0 or np.std(mic_level) == 0:
+                continue
+            best = max(best, float(np.corrcoef(mic_level, level)[0, 1]))
+        if best >= CORRELATION:
+            self.suppressed += 1
+            return True
+        return False
+
+
+def _rms(pcm: bytes) -> float:
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    return float(np.sqrt(np.mean(samples * samples))) if len(samples) else 0.0

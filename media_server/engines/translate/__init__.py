@@ -1,0 +1,1 @@
+"""Text translation: the Protocol in base.py, one module per provider."""

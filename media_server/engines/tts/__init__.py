@@ -1,0 +1,1 @@
+"""Text-to-speech: the Protocol in base.py, one module per provider."""

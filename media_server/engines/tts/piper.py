@@ -1,0 +1,71 @@
+"""Piper (neural English voice `en_US-joe-medium`, CC0) through a worker process.
+
+The worker loads the voice once and answers one request at a time; a worker that
+dies is started again on the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+import sys
+from collections.abc import AsyncIterator
+
+from media_server.engines.tts.base import PcmChunk, SynthesisFailed
+
+log = logging.getLogger(__name__)
+STARTUP_TIMEOUT_S = 30.0
+CHUNK_TIMEOUT_S = 20.0
+
+
+class PiperTts:
+    name = "piper"
+
+    def __init__(self) -> None:
+        self._proc: asyncio.subprocess.Process | None = None
+        self._sample_rate = 0
+        self._lock = asyncio.Lock()
+
+    def voices(self) -> dict[str, str]:
+        return {"en": "en_US-joe-medium"}
+
+    async def start(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            return
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "media_server.engines.tts.piper_worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )
+        assert self._proc.stdout is not None
+        header = await asyncio.wait_for(self._proc.stdout.readline(), STARTUP_TIMEOUT_S)
+        if not header:
+            raise SynthesisFailed("the piper worker did not start")
+        self._sample_rate = int(json.loads(header)["sample_rate"])
+
+    async def close(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.kill()
+            await self._proc.wait()
+        self._proc = None
+
+    async def synthesize(self, text: str, language: str) -> AsyncIterator[PcmChunk]:
+        async with self._lock:
+            await self.start()
+            proc = self._proc
+            assert proc is not None and proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write(json.dumps({"text": text}).encode() + b"\n")
+                await proc.stdin.drain()
+                while True:
+                    header = await asyncio.wait_for(proc.stdout.readexactly(4), CHUNK_TIMEOUT_S)
+                    (size,) = struct.unpack("<I", header)
+                    if size == 0:
+                        return
+                    pcm = await asyncio.wait_for(proc.stdout.readexactly(size), CHUNK_TIMEOUT_S)
+                    yield PcmChunk(pcm, self._sample_rate)
+            except (OSError, EOFError, asyncio.IncompleteReadError, TimeoutError) as exc:
+                log.warning("piper worker failed; restarting it", extra={"error": repr(exc)})
+                await self.close()
+                raise SynthesisFailed(f"piper worker failed: {exc!r}") from exc

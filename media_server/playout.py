@@ -1,0 +1,121 @@
+"""The return audio track: synthesised clips, one after another, paced in real time.
+
+Frames are 20 ms of 48 kHz mono, timed from the track's first frame by their
+sample count (`t0 + pts / rate`), so the track never drifts however long it runs.
+Between clips there is silence (`gap_ms`); clips never overlap. A clip that would
+start more than `max_delay_s` after it was queued is dropped rather than played
+ever later, and reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+RATE = 48000
+FRAME_SAMPLES = 960  # 20 ms
+FRAME_BYTES = FRAME_SAMPLES * 2
+_SILENCE = bytes(FRAME_BYTES)
+
+
+@dataclass
+class Clip:
+    pcm: bytes  # 48 kHz mono s16
+    utterance_id: str
+    lang: str
+    queued_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def duration_ms(self) -> int:
+        return len(self.pcm) // 2 * 1000 // RATE
+
+
+class PlayoutTrack(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(
+        self,
+        on_start: Callable[[Clip, int], None],
+        on_idle: Callable[[], None],
+        on_drop: Callable[[Clip], None],
+        on_frame: Callable[[bytes], None],
+        gap_ms: int = 300,
+        max_delay_s: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self._on_start = on_start  # (clip, ms since the track started)
+        self._on_idle = on_idle
+        self._on_drop = on_drop
+        self._on_frame = on_frame  # each frame's PCM as it goes out (for the echo guard)
+        self._gap_frames = gap_ms * RATE // 1000 // FRAME_SAMPLES
+        self._max_delay = max_delay_s
+        self._queue: deque[Clip] = deque()
+        self._current: Clip | None = None
+        self._offset = 0  # bytes of the current clip already sent
+        self._silent_frames = self._gap_frames  # ready to start a clip at once
+        self._pts = 0
+        self._t0: float | None = None
+
+    @property
+    def busy(self) -> bool:
+        """A clip is playing or waiting, or its trailing gap is not over yet."""
+        return bool(self._current or self._queue or self._silent_frames < self._gap_frames)
+
+    def enqueue(self, clip: Clip) -> None:
+        if clip.pcm:
+            self._queue.append(clip)
+
+    def clear(self) -> None:
+        self._queue.clear()
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._t0 is None:
+            self._t0 = time.monotonic()
+        wait = self._t0 + self._pts / RATE - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        pcm = self._next_pcm()
+        self._on_frame(pcm)
+        frame = av.AudioFrame.from_ndarray(
+            np.frombuffer(pcm, dtype="<i2").reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, RATE)
+        self._pts += FRAME_SAMPLES
+        return frame
+
+    def _next_pcm(self) -> bytes:
+        if self._current is None and self._silent_frames >= self._gap_frames:
+            self._start_next()
+        if self._current is None:
+            self._silent_frames += 1
+            if self._silent_frames == self._gap_frames:
+                self._on_idle()
+            return _SILENCE
+        chunk = self._current.pcm[self._offset : self._offset + FRAME_BYTES]
+        self._offset += FRAME_BYTES
+        if self._offset >= len(self._current.pcm):
+            self._current = None
+            self._silent_frames = 0
+        return chunk.ljust(FRAME_BYTES, b"\0")
+
+    def _start_next(self) -> None:
+        now = time.monotonic()
+        while self._queue:
+            clip = self._queue.popleft()
+            if now - clip.queued_at > self._max_delay:
+                self._on_drop(clip)
+                continue
+            self._current, self._offset = clip, 0
+            self._on_start(clip, self._pts * 1000 // RATE)
+            return
