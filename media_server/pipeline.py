@@ -75,7 +75,8 @@ class SpeakerPipeline:
             if self._echo_guard is not None and event.text and \
                     self._echo_guard.is_echo(event.start_ms, event.end_ms):
                 log.info("our own speech heard back; not captioned",
-                         extra={"kind": str(event.kind), "text": event.text})
+                         extra={"kind": str(event.kind), "text": event.text,
+                                "correlation": self._echo_guard.last_correlation})
                 if event.kind is SpeechEventKind.INTERIM:
                     continue
                 event = dataclasses.replace(event, text="")  # closes what is on screen
@@ -91,6 +92,7 @@ class SpeakerPipeline:
                 lag_ms = self.audio_ms - event.end_ms
                 log.info("final caption", extra={
                     "text": caption.text, "start_ms": caption.start_ms,
+                    "echo_correlation": self._echo_guard and self._echo_guard.last_correlation,
                     "end_ms": caption.end_ms, "lag_ms": lag_ms})
                 self._send(StateMessage("idle"))
                 self._warn_if_behind(lag_ms)

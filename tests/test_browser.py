@@ -156,10 +156,56 @@ async def test_demo_page_shows_live_captions(browser: Browser, served: Path,
     assert wer(JFK_TEXT, text) <= 0.15, f"page shows: {text!r}"
     seen = await page.evaluate("({interim: window.seen.interim, states: [...window.seen.states]})")
     assert seen["interim"] > 0, "no interim caption was ever shown"
-    assert "listening" in seen["states"]
+    assert "listening…" in seen["states"]
     assert not await page.locator("#error").is_visible()
     await page.click("#stop")
     await page.wait_for_function("document.getElementById('state').textContent === 'off'")
+    await page.close()
+
+
+# Samples the interpretation's level meter (a WebAudio analyser on the return track).
+RECORD_LEVELS = """() => {
+  window.levels = [];
+  setInterval(() => {
+    const rms = Number(document.getElementById('out-level').dataset.rms || 0);
+    window.levels.push(rms);
+  }, 50);
+}"""
+
+
+async def test_demo_page_interprets_into_portuguese(browser: Browser, served: Path,
+                                                    tmp_path: Path) -> None:
+    page = await _open_when_ready(browser, served)
+    await page.wait_for_function("document.querySelectorAll('#target-lang option').length > 1")
+    await page.select_option("#target-lang", "pt")
+    await page.evaluate(OBSERVE)
+    await page.evaluate(RECORD_LEVELS)
+    await page.click("#start")
+    finals: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        finals = await page.locator(".caption.final .text").all_inner_texts()
+        if any("país" in f for f in finals) and \
+                await page.locator(".caption.final.spoken").count() >= 2:
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(3)  # let the clip play
+    await page.screenshot(path=str(tmp_path / "interpreted.png"))
+    # The fake mic loops: judge the first pass (four phrases).
+    originals = " ".join((await page.locator(".caption.final .original").all_inner_texts())[:4])
+    assert any("american" in f for f in finals) and any("país" in f for f in finals), finals
+    assert wer(JFK_TEXT, originals) <= 0.25, originals  # the original stays readable
+    spoken = await page.locator(".caption.final.spoken").count()
+    assert spoken >= 2, f"{spoken} clips marked as spoken"
+    levels = await page.evaluate("window.levels")
+    loud = [level > 0.01 for level in levels]
+    assert sum(loud) >= 20, "the return track carried no audible speech"
+    # Silence between clips: after the first clip there is a quiet stretch, then audio again.
+    first_loud = loud.index(True)
+    quiet_after = loud.index(False, first_loud)
+    assert True in loud[quiet_after:], "only one stretch of audio"
+    seen = await page.evaluate("({states: [...window.seen.states]})")
+    assert {"listening…", "translating…", "speaking…"} <= set(seen["states"]), seen
     await page.close()
 
 

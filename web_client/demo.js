@@ -1,22 +1,25 @@
-// The demo page: start/stop, language picker, live captions, state and mic level.
+// The demo page: start/stop, languages, live captions with translation, state, levels.
 import { connect } from "/sdk/interpreter.js";
 
 const $ = (id) => document.getElementById(id);
 const sourceSelect = $("source-lang");
+const targetSelect = $("target-lang");
 const startButton = $("start");
 const stopButton = $("stop");
 const stateBadge = $("state");
 const captionList = $("captions");
 const errorBox = $("error");
-const level = $("level");
 
+const STATE_LABELS = { listening: "listening…", translating: "translating…", speaking: "speaking…" };
 let session = null;
-let meterStop = null;
+let meters = [];
+let languages = { speech: ["en"], translation: [] };
 const captionRows = new Map(); // utterance_id -> {row, revision}
 const languageNames = new Intl.DisplayNames([navigator.language || "en"], { type: "language" });
+const nameOf = (code) => `${languageNames.of(code) || code} (${code})`;
 
 function setState(state) {
-  stateBadge.textContent = state;
+  stateBadge.textContent = STATE_LABELS[state] || state;
   stateBadge.className = `state state-${state}`;
 }
 
@@ -37,7 +40,9 @@ function renderCaption(caption) {
     captionList.querySelector(".placeholder")?.remove();
     const row = document.createElement("p");
     row.className = "caption";
-    row.innerHTML = '<time></time><span class="text"><span class="stable"></span><span class="unstable"></span></span>';
+    row.innerHTML =
+      '<time></time><span class="body"><span class="text"><span class="stable"></span>' +
+      '<span class="unstable"></span></span><span class="original"></span></span>';
     row.dataset.utterance = caption.utterance_id;
     captionList.append(row);
     entry = { row };
@@ -45,18 +50,26 @@ function renderCaption(caption) {
   }
   entry.revision = caption.revision;
   const { row } = entry;
-  const text = caption.translation ? caption.translation.text : caption.text;
-  const stable = caption.status === "final" ? text.length : caption.stable_chars || 0;
+  const translated = caption.translation;
+  const text = translated ? translated.text : caption.text;
+  // The stable prefix is known for the original only; a translation is shown whole.
+  const stable = caption.status === "final" || translated ? text.length : caption.stable_chars || 0;
   row.classList.toggle("interim", caption.status === "interim");
   row.classList.toggle("final", caption.status === "final");
   row.querySelector("time").textContent = formatOffset(caption.start_ms);
   row.querySelector(".stable").textContent = text.slice(0, stable);
   row.querySelector(".unstable").textContent = text.slice(stable);
-  if (caption.status === "final" && !text) row.remove();
+  row.querySelector(".original").textContent = translated ? caption.text : "";
+  row.lang = translated ? translated.lang : caption.lang;
+  if (caption.status === "final" && !caption.text) row.remove();
   row.scrollIntoView({ block: "nearest" });
 }
 
-function startMeter(stream) {
+function markSpoken(speech) {
+  captionRows.get(speech.utterance_id)?.row.classList.add("spoken");
+}
+
+function levelMeter(stream, bar) {
   const context = new AudioContext();
   const analyser = context.createAnalyser();
   analyser.fftSize = 512;
@@ -66,20 +79,30 @@ function startMeter(stream) {
   const draw = () => {
     analyser.getFloatTimeDomainData(samples);
     const rms = Math.sqrt(samples.reduce((sum, x) => sum + x * x, 0) / samples.length);
-    level.style.width = `${Math.min(100, Math.round(rms * 400))}%`;
+    bar.style.width = `${Math.min(100, Math.round(rms * 400))}%`;
+    bar.dataset.rms = rms.toFixed(4);
     frame = requestAnimationFrame(draw);
   };
   draw();
   return () => {
     cancelAnimationFrame(frame);
     context.close();
-    level.style.width = "0";
+    bar.style.width = "0";
   };
 }
 
+function fillTargets() {
+  const source = sourceSelect.value;
+  const previous = targetSelect.value;
+  targetSelect.replaceChildren(new Option(`${nameOf(source)}: original`, source));
+  for (const pair of languages.translation.filter((p) => p.source === source)) {
+    targetSelect.add(new Option(nameOf(pair.target), pair.target, false, pair.target === previous));
+  }
+}
+
 function stopped(reason) {
-  meterStop?.();
-  meterStop = null;
+  meters.forEach((stop) => stop());
+  meters = [];
   session = null;
   startButton.disabled = false;
   stopButton.disabled = true;
@@ -94,7 +117,12 @@ async function start() {
   sourceSelect.disabled = true;
   setState("connecting");
   try {
-    session = await connect({ room: "demo", name: "You", sourceLang: sourceSelect.value });
+    session = await connect({
+      room: "demo",
+      name: "You",
+      sourceLang: sourceSelect.value,
+      targetLang: targetSelect.value,
+    });
   } catch (err) {
     stopped();
     showError(`Could not start: ${err.message}`);
@@ -104,25 +132,40 @@ async function start() {
   document.body.dataset.session = session.id; // for support and tests
   setState(session.state);
   session.on("caption", renderCaption);
+  session.on("speech", markSpoken);
   session.on("state", setState);
   session.on("error", (e) => showError(`${e.message} (${e.code})`));
   session.on("close", stopped);
-  if (session.stream) meterStop = startMeter(session.stream);
+  if (!$("tts").checked) session.setTts(false);
+  if (session.stream) meters.push(levelMeter(session.stream, $("level")));
+  const watchOutput = (stream) => meters.push(levelMeter(stream, $("out-level")));
+  if (session.remoteStream) watchOutput(session.remoteStream);
+  else session.on("audio", watchOutput);
+  session.setVolume($("volume").value);
+  session.setMuted($("mute").checked);
 }
 
 async function loadLanguages() {
-  let codes = ["en"];
   try {
     const response = await fetch("/api/languages");
-    if (response.ok) codes = (await response.json()).speech;
+    if (response.ok) languages = await response.json();
   } catch {
     // keep English only
   }
-  const named = codes.map((code) => [code, languageNames.of(code) || code]);
+  const named = languages.speech.map((code) => [code, nameOf(code)]);
   named.sort((a, b) => a[1].localeCompare(b[1]));
-  for (const [code, name] of named) sourceSelect.add(new Option(`${name} (${code})`, code, false, code === "en"));
+  for (const [code, name] of named) sourceSelect.add(new Option(name, code, false, code === "en"));
+  fillTargets();
 }
 
 startButton.addEventListener("click", start);
 stopButton.addEventListener("click", () => session?.close());
+sourceSelect.addEventListener("change", fillTargets);
+targetSelect.addEventListener("change", () => {
+  showError("");
+  session?.setLanguage(targetSelect.value); // live: the next caption is in it
+});
+$("tts").addEventListener("change", (e) => session?.setTts(e.target.checked));
+$("volume").addEventListener("input", (e) => session?.setVolume(e.target.value));
+$("mute").addEventListener("change", (e) => session?.setMuted(e.target.checked));
 loadLanguages();

@@ -4,9 +4,11 @@
 //   const session = await connect({ server, room, name, sourceLang, targetLang });
 //   session.on("caption", (c) => ...);   // {utterance_id, revision, status, text, ...}
 //   session.on("state", (s) => ...);     // "idle" | "listening" | "translating" | "speaking"
+//   session.on("speech", (s) => ...);    // a spoken-translation clip starts playing
 //   session.on("error", (e) => ...);     // {code, message}
 //   session.on("close", (reason) => ...);
-//   session.setLanguage("en"); session.close();
+//   session.setLanguage("pt"); session.setVolume(0.8); session.setMuted(true);
+//   session.setTts(false); session.setMonitor(true); session.close();
 
 const PING_INTERVAL_MS = 1000;
 const ICE_GATHER_WAIT_MS = 1000;
@@ -69,6 +71,8 @@ class Session {
     this.state = "idle";
     this.closed = false;
     this.stream = null;
+    this.remoteStream = null; // the interpreted audio, once it arrives
+    this.audio = null; // the element that plays it
     this._ownsStream = false;
     this._handlers = new Map();
     this._lateCandidates = [];
@@ -99,18 +103,54 @@ class Session {
     if (this.channel && this.channel.readyState === "open") this.channel.send(JSON.stringify(message));
   }
 
+  /** Read (and hear) the following captions in `lang`; no renegotiation. */
   setLanguage(lang) {
     this._send({ type: "set_language", target: lang });
   }
 
-  async _negotiate({ stream, speak, relayOnly }) {
+  /** Turn the spoken translation on or off (the server stops synthesising it). */
+  setTts(enabled) {
+    this._send({ type: "set_tts", enabled: Boolean(enabled) });
+  }
+
+  /** Hear the interpretation of one's own speech (on by default when alone in the room). */
+  setMonitor(enabled) {
+    this._send({ type: "set_monitor", enabled: Boolean(enabled) });
+  }
+
+  /** Volume of the interpreted audio, 0 to 1. */
+  setVolume(volume) {
+    if (this.audio) this.audio.volume = Math.min(1, Math.max(0, Number(volume)));
+  }
+
+  setMuted(muted) {
+    if (this.audio) this.audio.muted = Boolean(muted);
+  }
+
+  _attachAudio(event, element) {
+    this.remoteStream = event.streams[0] || new MediaStream([event.track]);
+    this.audio = element || new Audio();
+    this.audio.autoplay = true;
+    this.audio.srcObject = this.remoteStream;
+    this.audio.play().catch((err) =>
+      this._emit("error", { code: "autoplay_blocked", message: `the browser blocked audio playback: ${err.message}` }),
+    );
+    this._emit("audio", this.remoteStream);
+  }
+
+  async _negotiate({ stream, speak, relayOnly, audioElement }) {
     this.pc = new RTCPeerConnection({
       iceServers: this.iceServers,
       iceTransportPolicy: relayOnly ? "relay" : "all",
     });
     if (speak) {
       for (const track of stream.getAudioTracks()) this.pc.addTrack(track, stream);
+    } else {
+      this.pc.addTransceiver("audio", { direction: "recvonly" }); // to hear the interpretation
     }
+    this.pc.ontrack = (event) => {
+      if (event.track.kind === "audio") this._attachAudio(event, audioElement);
+    };
     this.channel = this.pc.createDataChannel("captions");
     this.channel.onmessage = (event) => this._onMessage(event.data);
     this.channel.onopen = () => {
@@ -157,7 +197,8 @@ class Session {
     else if (message.type === "state") {
       this.state = message.state;
       this._emit("state", message.state);
-    } else if (message.type === "error") this._emit("error", { code: message.code, message: message.message });
+    } else if (message.type === "speech") this._emit("speech", message);
+    else if (message.type === "error") this._emit("error", { code: message.code, message: message.message });
   }
 
   _finish(reason) {
@@ -166,6 +207,7 @@ class Session {
     clearInterval(this._pinger);
     window.removeEventListener("pagehide", this._onPageHide);
     if (this.pc) this.pc.close();
+    if (this.audio) this.audio.srcObject = null;
     if (this._ownsStream && this.stream) this.stream.getTracks().forEach((t) => t.stop());
     this._emit("close", reason);
   }
@@ -189,6 +231,8 @@ class Session {
  * @param {MediaStream} [options.stream] an existing stream to send instead of the mic
  * @param {boolean} [options.speak]      send audio (default true)
  * @param {boolean} [options.relayOnly]  force TURN relay
+ * @param {boolean} [options.monitor]    hear one's own speech interpreted (default: when alone)
+ * @param {HTMLAudioElement} [options.audioElement] where to play the interpreted audio
  */
 export async function connect(options = {}) {
   const server = (options.server || window.location.origin).replace(/\/$/, "");
@@ -200,6 +244,7 @@ export async function connect(options = {}) {
     source_lang: sourceLang,
     target_lang: options.targetLang || sourceLang,
     speak,
+    ...(options.monitor === undefined ? {} : { monitor: Boolean(options.monitor) }),
   });
   const session = new Session(server, info);
   try {
@@ -219,7 +264,12 @@ export async function connect(options = {}) {
         session._ownsStream = true;
       }
     }
-    await session._negotiate({ stream: session.stream, speak, relayOnly: options.relayOnly });
+    await session._negotiate({
+      stream: session.stream,
+      speak,
+      relayOnly: options.relayOnly,
+      audioElement: options.audioElement,
+    });
   } catch (err) {
     session.close();
     throw err;
