@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import logging
 import sys
+from typing import Any
 
 from aiohttp import web
 
 from media_server import log as logsetup
+from media_server.engines.local import load_local_engines
 from media_server.settings import Settings, SettingsError
 from signaling.app import create_app
 
@@ -26,6 +30,31 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _languages(settings: Settings, as_json: bool) -> int:
+    """Load the engines and say which languages, pairs and voices this server offers."""
+
+    async def describe() -> dict[str, Any]:
+        engines = await load_local_engines(settings)
+        try:
+            return engines.catalog.describe()
+        finally:
+            await engines.close()
+
+    described = asyncio.run(describe())
+    if as_json:
+        sys.stdout.write(json.dumps(described, indent=2) + "\n")
+        return 0
+    lines = [f"speech recognition: {len(described['speech'])} languages: "
+             + " ".join(described["speech"]), "", "translation:"]
+    lines += [f"  {p['source']} -> {p['target']}  ({p['provider']})"
+              for p in described["translation"]] or ["  none"]
+    lines += ["", "voices:"]
+    lines += [f"  {lang:<5} {v['provider']:<10} {v['voice']}"
+              for lang, v in described["voices"].items()] or ["  none"]
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="live-interpreter",
                                      description="Real-time interpretation server for WebRTC")
@@ -33,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the signaling and media server")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    languages = commands.add_parser(
+        "languages", help="list the languages, translation pairs and voices available")
+    languages.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
     try:
         settings = Settings.load()
@@ -42,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     logsetup.configure(settings.log_level, settings.log_format)
     if args.command == "serve":
         return _serve(args, settings)
+    if args.command == "languages":
+        return _languages(settings, args.json)
     return 2
 
 
