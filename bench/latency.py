@@ -1,9 +1,11 @@
 """Caption latency as a user feels it, through WebRTC to a server process on loopback.
 
 For each phrase: end of speech in the sent audio -> the phrase's final caption, and
-start of speech -> its first interim. Prints p50/p95 against the targets.
+start of speech -> its first interim. With a target language, also end of speech ->
+the translated final, and -> the first audible sample of the spoken translation on
+the return track as the receiving peer gets it. Prints p50/p95 against the targets.
 
-    .venv/bin/python bench/latency.py [--rounds 2]
+    .venv/bin/python bench/latency.py [--rounds 2] [--targets en,pt,es]
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ GAP_S = 2.5  # silence between phrases
 PORT = 8097
 
 
-async def one_round(url: str, clips: list[np.ndarray]) -> tuple[list[float], list[float]]:
+LOUD = 0.01
+
+
+async def one_round(url: str, clips: list[np.ndarray], target: str
+                    ) -> tuple[list[float], list[float], list[float]]:
     gap = np.zeros(int(GAP_S * RATE), dtype=np.int16)
     audio_parts, bounds, cursor = [gap], [], len(gap)
     for clip in clips:
@@ -36,12 +42,12 @@ async def one_round(url: str, clips: list[np.ndarray]) -> tuple[list[float], lis
     audio = np.concatenate(audio_parts)
     async with aiohttp.ClientSession() as http:
         client = CaptionClient(url, http)
-        await client.start(audio, lead_silence_s=0)
+        await client.start(audio, lead_silence_s=0, target_lang=target)
         await asyncio.sleep(len(audio) / RATE + 2)
         await client.close()
     assert client.track is not None and client.track.audio_t0 is not None
     t0 = client.track.audio_t0
-    finals, interims = [], []
+    finals, interims, audible = [], [], []
     for i, (start, end) in enumerate(bounds):
         window_end = bounds[i + 1][0] if i + 1 < len(bounds) else len(audio) + RATE * 2
         in_window = [r for r in client.received if r.message["type"] == "caption"
@@ -55,29 +61,51 @@ async def one_round(url: str, clips: list[np.ndarray]) -> tuple[list[float], lis
             print(f"  phrase {i}: no final caption", file=sys.stderr)
         if phrase_interims:
             interims.append(phrase_interims[0].at - (t0 + start / RATE))
-    return finals, interims
+        speech_end = t0 + end / RATE
+        sound = [t for t, rms in client.return_audio
+                 if rms > LOUD and speech_end < t < t0 + window_end / RATE]
+        if sound:
+            audible.append(sound[0] - speech_end)
+    return finals, interims, audible
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--targets", default="en,pt,es")
     args = parser.parse_args()
     clips = phrases()
     url = f"http://127.0.0.1:{PORT}"
-    finals: list[float] = []
-    interims: list[float] = []
     with server_process(PORT):
         await wait_ready(url)
-        for _ in range(args.rounds):
-            f, i = await one_round(url, clips)
-            finals += f
-            interims += i
-    print(f"phrases: {len(clips)} x {args.rounds} rounds "
-          f"({len(finals)} finals, {len(interims)} first interims measured)")
-    print(f"end of speech -> final caption:     p50 {percentile(finals, 50):.2f} s   "
-          f"p95 {percentile(finals, 95):.2f} s   (target p50 <= 1.0 s)")
-    print(f"start of speech -> first interim:   p50 {percentile(interims, 50):.2f} s   "
-          f"p95 {percentile(interims, 95):.2f} s   (target <= 1.0 s)")
+        async with aiohttp.ClientSession() as http:
+            described = await (await http.get(url + "/api/languages")).json()
+        providers = {p["target"]: p["provider"] for p in described["translation"]
+                     if p["source"] == "en"}
+        for target in args.targets.split(","):
+            finals: list[float] = []
+            interims: list[float] = []
+            audible: list[float] = []
+            for _ in range(args.rounds):
+                f, i, a = await one_round(url, clips, target)
+                finals += f
+                interims += i
+                audible += a
+            if target == "en":
+                print(f"captions only (en), {len(clips)} phrases x {args.rounds} rounds")
+                print(f"  end of speech -> final caption:    {_p(finals)} (target p50 <= 1.0 s)")
+                print(f"  start of speech -> first interim:  {_p(interims)} (target <= 1.0 s)")
+                continue
+            voice = described["voices"].get(target, {}).get("provider", "none")
+            print(f"en -> {target} ({providers.get(target)} + {voice}), "
+                  f"{len(clips)} phrases x {args.rounds} rounds")
+            print(f"  end of speech -> translated final:    {_p(finals)}  (target p50 <= 1.2 s)")
+            print(f"  end of speech -> first audible sample: {_p(audible)}  "
+                  f"(target p50 <= 1.5 s; {len(audible)} clips heard)")
+
+
+def _p(values: list[float]) -> str:
+    return f"p50 {percentile(values, 50):.2f} s  p95 {percentile(values, 95):.2f} s"
 
 
 if __name__ == "__main__":
