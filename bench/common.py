@@ -22,6 +22,14 @@ REPO = Path(__file__).resolve().parent.parent
 JFK = REPO.parent / "shared" / "fixtures" / "jfk.flac"
 # The four utterances of jfk.flac (seconds), as its pauses separate them.
 JFK_UTTERANCES = [(0.25, 2.35), (3.2, 4.55), (5.3, 7.8), (8.1, 10.75)]
+SPANISH_PHRASES = [
+    "Buenos días a todos, empecemos con la revisión semanal.",
+    "Los números del trimestre son mejores de lo esperado.",
+    "¿Puedes compartir tu pantalla un momento?",
+    "Creo que debemos mover el lanzamiento al martes.",
+    "Gracias, eso fue muy útil.",
+    "Tomemos cinco minutos y volvamos a las y media.",
+]
 ESPEAK_PHRASES = [
     "Good morning everyone, let's get started with the weekly review.",
     "The quarterly numbers look better than we expected.",
@@ -44,17 +52,21 @@ def speech_bounds(pcm: np.ndarray, rate: int = RATE) -> tuple[int, int]:
     return int(loud[0] * win), int((loud[-1] + 1) * win)
 
 
-def phrases() -> list[np.ndarray]:
-    """Real speech (the JFK utterances) and synthetic speech (espeak-ng), 48 kHz mono."""
-    jfk = load_pcm48(JFK)
-    clips = [jfk[int(a * RATE) : int(b * RATE)] for a, b in JFK_UTTERANCES]
+def phrases(language: str = "en") -> list[np.ndarray]:
+    """English: real speech (the JFK utterances) and espeak-ng; Spanish: espeak-ng.
+    48 kHz mono."""
+    clips = []
+    if language == "en":
+        jfk = load_pcm48(JFK)
+        clips = [jfk[int(a * RATE) : int(b * RATE)] for a, b in JFK_UTTERANCES]
+    texts, voice = (ESPEAK_PHRASES, "en-us") if language == "en" else (SPANISH_PHRASES, "es")
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         raise RuntimeError("espeak-ng is missing: apt-get install espeak-ng")
     with tempfile.TemporaryDirectory() as tmp:
-        for i, text in enumerate(ESPEAK_PHRASES):
+        for i, text in enumerate(texts):
             wav = Path(tmp) / f"{i}.wav"
-            subprocess.run([espeak, "-v", "en-us", "-s", "165", "-w", str(wav), text],
+            subprocess.run([espeak, "-v", voice, "-s", "165", "-w", str(wav), text],
                            check=True)
             clips.append(load_pcm48(wav))
     return clips

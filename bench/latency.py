@@ -5,7 +5,7 @@ start of speech -> its first interim. With a target language, also end of speech
 the translated final, and -> the first audible sample of the spoken translation on
 the return track as the receiving peer gets it. Prints p50/p95 against the targets.
 
-    .venv/bin/python bench/latency.py [--rounds 2] [--targets en,pt,es]
+    .venv/bin/python bench/latency.py [--rounds 2] [--pairs en:en,en:pt,en:es,es:en]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ PORT = 8097
 LOUD = 0.01
 
 
-async def one_round(url: str, clips: list[np.ndarray], target: str
+async def one_round(url: str, clips: list[np.ndarray], source: str, target: str
                     ) -> tuple[list[float], list[float], list[float]]:
     gap = np.zeros(int(GAP_S * RATE), dtype=np.int16)
     audio_parts, bounds, cursor = [gap], [], len(gap)
@@ -42,7 +42,7 @@ async def one_round(url: str, clips: list[np.ndarray], target: str
     audio = np.concatenate(audio_parts)
     async with aiohttp.ClientSession() as http:
         client = CaptionClient(url, http)
-        await client.start(audio, lead_silence_s=0, target_lang=target)
+        await client.start(audio, lead_silence_s=0, source_lang=source, target_lang=target)
         await asyncio.sleep(len(audio) / RATE + 2)
         await client.close()
     assert client.track is not None and client.track.audio_t0 is not None
@@ -61,9 +61,13 @@ async def one_round(url: str, clips: list[np.ndarray], target: str
             print(f"  phrase {i}: no final caption", file=sys.stderr)
         if phrase_interims:
             interims.append(phrase_interims[0].at - (t0 + start / RATE))
+        # This phrase's clip: the first loud frame after its `speech` message.
         speech_end = t0 + end / RATE
+        utterances = {r.message["utterance_id"] for r in phrase_finals}
+        clip_starts = [r.at for r in client.received if r.message["type"] == "speech"
+                       and r.message["utterance_id"] in utterances]
         sound = [t for t, rms in client.return_audio
-                 if rms > LOUD and speech_end < t < t0 + window_end / RATE]
+                 if clip_starts and rms > LOUD and t >= clip_starts[0] - 0.1]
         if sound:
             audible.append(sound[0] - speech_end)
     return finals, interims, audible
@@ -72,33 +76,33 @@ async def one_round(url: str, clips: list[np.ndarray], target: str
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--targets", default="en,pt,es")
+    parser.add_argument("--pairs", default="en:en,en:pt,en:es,es:en")
     args = parser.parse_args()
-    clips = phrases()
     url = f"http://127.0.0.1:{PORT}"
     with server_process(PORT):
         await wait_ready(url)
         async with aiohttp.ClientSession() as http:
             described = await (await http.get(url + "/api/languages")).json()
-        providers = {p["target"]: p["provider"] for p in described["translation"]
-                     if p["source"] == "en"}
-        for target in args.targets.split(","):
+        providers = {(p["source"], p["target"]): p["provider"] for p in described["translation"]}
+        for pair in args.pairs.split(","):
+            source, target = pair.split(":")
+            clips = phrases(source)
             finals: list[float] = []
             interims: list[float] = []
             audible: list[float] = []
             for _ in range(args.rounds):
-                f, i, a = await one_round(url, clips, target)
+                f, i, a = await one_round(url, clips, source, target)
                 finals += f
                 interims += i
                 audible += a
-            if target == "en":
-                print(f"captions only (en), {len(clips)} phrases x {args.rounds} rounds")
+            runs = f"{len(clips)} phrases x {args.rounds} rounds"
+            if source == target:
+                print(f"captions only ({source}), {runs}")
                 print(f"  end of speech -> final caption:    {_p(finals)} (target p50 <= 1.0 s)")
                 print(f"  start of speech -> first interim:  {_p(interims)} (target <= 1.0 s)")
                 continue
             voice = described["voices"].get(target, {}).get("provider", "none")
-            print(f"en -> {target} ({providers.get(target)} + {voice}), "
-                  f"{len(clips)} phrases x {args.rounds} rounds")
+            print(f"{source} -> {target} ({providers.get((source, target))} + {voice}), {runs}")
             print(f"  end of speech -> translated final:    {_p(finals)}  (target p50 <= 1.2 s)")
             print(f"  end of speech -> first audible sample: {_p(audible)}  "
                   f"(target p50 <= 1.5 s; {len(audible)} clips heard)")

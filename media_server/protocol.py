@@ -16,6 +16,15 @@ CHANNEL_LABEL = "captions"
 SessionState = Literal["idle", "listening", "translating", "speaking"]
 
 
+class _Wire:
+    """What every server message shares: its JSON form on the data channel."""
+
+    __slots__ = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True, slots=True)
 class Translation:
     lang: str
@@ -23,7 +32,7 @@ class Translation:
 
 
 @dataclass(frozen=True, slots=True)
-class CaptionMessage:
+class CaptionMessage(_Wire):
     utterance_id: str
     revision: int
     status: Literal["interim", "final"]
@@ -36,31 +45,25 @@ class CaptionMessage:
     translation: Translation | None = None
     type: Literal["caption"] = field(default="caption", init=False)
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
-class StateMessage:
+class StateMessage(_Wire):
     state: SessionState
     type: Literal["state"] = field(default="state", init=False)
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
 
 
 @dataclass(frozen=True, slots=True)
-class ErrorMessage:
+class ErrorMessage(_Wire):
     code: str
     message: str
     type: Literal["error"] = field(default="error", init=False)
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
 
 
 @dataclass(frozen=True, slots=True)
-class SpeechMessage:
+class SpeechMessage(_Wire):
     """A clip of spoken translation starts on the return track now."""
 
     utterance_id: str
@@ -69,16 +72,12 @@ class SpeechMessage:
     duration_ms: int
     type: Literal["speech"] = field(default="speech", init=False)
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
 
 
 @dataclass(frozen=True, slots=True)
-class PongMessage:
+class PongMessage(_Wire):
     type: Literal["pong"] = field(default="pong", init=False)
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
 
 
 ServerMessage = CaptionMessage | StateMessage | ErrorMessage | SpeechMessage | PongMessage
