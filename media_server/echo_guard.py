@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 FRAME_MS = 20
-MAX_DELAY_S = 1.0  # loudspeaker + mic + network round trip
+MAX_DELAY_S = 1.5  # loudspeaker + mic + network round trip + jitter buffers
 CORRELATION = 0.7  # measured: echo 0.90-0.95, a person speaking over the playout 0.1-0.55
 MIN_PLAYING = 0.3  # share of the stretch during which something was playing
 MIN_FRAMES = 25  # 500 ms: shorter envelopes can correlate by chance
@@ -37,6 +37,7 @@ class EchoGuard:
         self._heard: deque[tuple[int, float, float]] = deque(maxlen=HISTORY_FRAMES)
         self.suppressed = 0
         self.last_correlation: float | None = None  # of the last stretch judged
+        self.last_delay_s: float | None = None  # the echo delay that fitted best
 
     def played(self, pcm: bytes) -> None:
         """A frame of playout goes out now."""
@@ -67,7 +68,9 @@ class EchoGuard:
             level = _smooth(np.log(expected + _FLOOR))
             if np.std(level) == 0 or np.std(mic_level) == 0:
                 continue
-            best = max(best, float(np.corrcoef(mic_level, level)[0, 1]))
+            correlation = float(np.corrcoef(mic_level, level)[0, 1])
+            if correlation > best:
+                best, self.last_delay_s = correlation, float(delay)
         self.last_correlation = best
         if best >= CORRELATION:
             self.suppressed += 1

@@ -76,7 +76,8 @@ class SpeakerPipeline:
                     self._echo_guard.is_echo(event.start_ms, event.end_ms):
                 log.info("our own speech heard back; not captioned",
                          extra={"kind": str(event.kind), "text": event.text,
-                                "correlation": self._echo_guard.last_correlation})
+                                "correlation": self._echo_guard.last_correlation,
+                                "delay_s": self._echo_guard.last_delay_s})
                 if event.kind is SpeechEventKind.INTERIM:
                     continue
                 event = dataclasses.replace(event, text="")  # closes what is on screen
@@ -93,6 +94,7 @@ class SpeakerPipeline:
                 log.info("final caption", extra={
                     "text": caption.text, "start_ms": caption.start_ms,
                     "echo_correlation": self._echo_guard and self._echo_guard.last_correlation,
+                    "echo_delay_s": self._echo_guard and self._echo_guard.last_delay_s,
                     "end_ms": caption.end_ms, "lag_ms": lag_ms})
                 self._send(StateMessage("idle"))
                 self._warn_if_behind(lag_ms)
