@@ -15,6 +15,7 @@ while the translation plays, which in live interpretation is most of the time.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,10 +24,14 @@ import numpy as np
 
 FRAME_MS = 20
 MAX_DELAY_S = 1.5  # loudspeaker + mic + network round trip + jitter buffers
-CORRELATION = 0.7  # measured: echo 0.90-0.95, a person speaking over the playout 0.1-0.55
+CORRELATION = 0.75  # measured: echo 0.90-0.96, a person speaking over the playout 0.1-0.6
+# Lower, when the text is also the sentence a clip playing then was translated from.
+CORRELATION_WITH_TEXT = 0.6
+SAME_TEXT = 0.6  # share of the heard words found in that sentence
 MIN_PLAYING = 0.3  # share of the stretch during which something was playing
 MIN_FRAMES = 25  # 500 ms: shorter envelopes can correlate by chance
 HISTORY_FRAMES = 3000  # 60 s
+SMOOTH_FRAMES = 5
 _FLOOR = 1e-4
 
 
@@ -35,6 +40,8 @@ class EchoGuard:
         self._enabled = enabled
         self._played: deque[tuple[float, float]] = deque(maxlen=HISTORY_FRAMES)
         self._heard: deque[tuple[int, float, float]] = deque(maxlen=HISTORY_FRAMES)
+        # (start, end) wall time of each clip played, and the sentence it translates.
+        self._clips: deque[tuple[float, float, str]] = deque(maxlen=32)
         self.suppressed = 0
         self.last_correlation: float | None = None  # of the last stretch judged
         self.last_delay_s: float | None = None  # the echo delay that fitted best
@@ -43,11 +50,15 @@ class EchoGuard:
         """A frame of playout goes out now."""
         self._played.append((time.monotonic(), _rms(pcm)))
 
+    def clip_started(self, duration_s: float, source_text: str) -> None:
+        now = time.monotonic()
+        self._clips.append((now, now + duration_s, source_text))
+
     def heard(self, audio_ms: int, pcm: bytes) -> None:
         """A frame of mic audio starting at `audio_ms` (session time) arrived now."""
         self._heard.append((audio_ms, time.monotonic(), _rms(pcm)))
 
-    def is_echo(self, start_ms: int, end_ms: int) -> bool:
+    def is_echo(self, start_ms: int, end_ms: int, text: str = "") -> bool:
         if not self._enabled() or len(self._played) < MIN_FRAMES:
             return False
         mic = [(t, rms) for ms, t, rms in self._heard if start_ms <= ms < end_ms]
@@ -72,15 +83,32 @@ class EchoGuard:
             if correlation > best:
                 best, self.last_delay_s = correlation, float(delay)
         self.last_correlation = best
-        if best >= CORRELATION:
+        if best >= CORRELATION or (best >= CORRELATION_WITH_TEXT and
+                                   self._repeats_a_clip(text, mic_t[0], mic_t[-1])):
             self.suppressed += 1
             return True
         return False
 
+    def _repeats_a_clip(self, text: str, start: float, end: float) -> bool:
+        """Whisper often turns our translated clip back into the sentence it came from."""
+        heard = _words(text)
+        if not heard:
+            return False
+        for clip_start, clip_end, source in self._clips:
+            overlaps = clip_start < end and start < clip_end + MAX_DELAY_S
+            if overlaps and len(heard & _words(source)) / len(heard) >= SAME_TEXT:
+                return True
+        return False
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower()))
+
 
 def _smooth(levels: np.ndarray) -> np.ndarray:
-    """A 60 ms moving average: network jitter shifts the echo by a frame or two."""
-    return np.convolve(levels, np.ones(3) / 3, mode="same")
+    """A 100 ms moving average: jitter and a sender catching up after a stall shift the
+    echo by a few frames."""
+    return np.convolve(levels, np.ones(SMOOTH_FRAMES) / SMOOTH_FRAMES, mode="same")
 
 
 def _rms(pcm: bytes) -> float:

@@ -320,10 +320,11 @@ class Peer:
                 self.send(ErrorMessage("tts_failed", "the spoken translation failed"))
                 continue
             pcm = b"".join(resample_pcm(c.pcm, c.sample_rate, PLAYOUT_RATE) for c in chunks)
-            self._playout.enqueue(Clip(pcm, caption.utterance_id, lang))
+            self._playout.enqueue(Clip(pcm, caption.utterance_id, lang, caption.text))
 
     def _on_clip_start(self, clip: Clip, track_ms: int) -> None:
         session_ms = self._pipeline.audio_ms if self._pipeline is not None else track_ms
+        self._echo_guard.clip_started(clip.duration_ms / 1000, clip.source_text)
         self.send(SpeechMessage(clip.utterance_id, clip.lang, session_ms, clip.duration_ms))
         self.send(StateMessage("speaking"))
 

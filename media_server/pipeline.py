@@ -73,11 +73,10 @@ class SpeakerPipeline:
             if event.kind is SpeechEventKind.END:
                 break
             if self._echo_guard is not None and event.text and \
-                    self._echo_guard.is_echo(event.start_ms, event.end_ms):
-                log.info("our own speech heard back; not captioned",
-                         extra={"kind": str(event.kind), "text": event.text,
-                                "correlation": self._echo_guard.last_correlation,
-                                "delay_s": self._echo_guard.last_delay_s})
+                    self._echo_guard.is_echo(event.start_ms, event.end_ms, event.text):
+                log.info("our own speech heard back; not captioned (correlation %.2f at %.2f s)",
+                         self._echo_guard.last_correlation or 0, self._echo_guard.last_delay_s or 0,
+                         extra={"kind": str(event.kind), "text": event.text})
                 if event.kind is SpeechEventKind.INTERIM:
                     continue
                 event = dataclasses.replace(event, text="")  # closes what is on screen
@@ -91,10 +90,10 @@ class SpeakerPipeline:
             if caption.status == "final" and caption.text:
                 utterance_id_var.set(caption.utterance_id)
                 lag_ms = self.audio_ms - event.end_ms
-                log.info("final caption", extra={
+                guard = self._echo_guard
+                log.info("final caption (echo correlation %s)",
+                         None if guard is None else guard.last_correlation, extra={
                     "text": caption.text, "start_ms": caption.start_ms,
-                    "echo_correlation": self._echo_guard and self._echo_guard.last_correlation,
-                    "echo_delay_s": self._echo_guard and self._echo_guard.last_delay_s,
                     "end_ms": caption.end_ms, "lag_ms": lag_ms})
                 self._send(StateMessage("idle"))
                 self._warn_if_behind(lag_ms)

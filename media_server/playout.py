@@ -31,6 +31,7 @@ class Clip:
     pcm: bytes  # 48 kHz mono s16
     utterance_id: str
     lang: str
+    source_text: str = ""  # the sentence this clip is a translation of
     queued_at: float = field(default_factory=time.monotonic)
 
     @property

@@ -1,0 +1,66 @@
+"""The echo guard on controlled envelopes: what it calls echo and what it lets through."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from media_server.echo_guard import EchoGuard
+
+FRAME = 320  # 20 ms at 16 kHz
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _frame(level: float, rng: np.random.Generator) -> bytes:
+    return (rng.normal(0, level * 32767, FRAME)).clip(-32768, 32767).astype("<i2").tobytes()
+
+
+def _syllables(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A speech-like loudness pattern: bursts of 100-300 ms with short gaps."""
+    levels: list[float] = []
+    while len(levels) < n:
+        levels += [rng.uniform(0.05, 0.3)] * int(rng.integers(5, 15))
+        levels += [0.001] * int(rng.integers(2, 8))
+    return np.array(levels[:n])
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, mic_mix: float, text: str, seed: int = 3) -> bool:
+    """Play a clip; the mic hears it 200 ms later, mixed with independent speech."""
+    clock = Clock()
+    monkeypatch.setattr("media_server.echo_guard.time.monotonic", clock)
+    rng = np.random.default_rng(seed)
+    guard = EchoGuard(lambda: True)
+    played = _syllables(150, rng)
+    other = _syllables(150, rng)
+    guard.clip_started(3.0, "And so my fellow Americans.")
+    for i in range(160):
+        guard.played(_frame(played[i] if i < 150 else 0.0, rng))
+        echo = played[i - 10] if 10 <= i < 160 else 0.001
+        level = (1 - mic_mix) * echo + mic_mix * other[i % 150]
+        guard.heard(i * 20, _frame(level, rng))
+        clock.now += 0.02
+    return guard.is_echo(200, 3000, text)
+
+
+def test_pure_echo_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _run(monkeypatch, mic_mix=0.0, text="anything at all")
+
+
+def test_a_person_talking_over_the_playout_is_not_echo(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not _run(monkeypatch, mic_mix=1.0, text="something else entirely")
+    # Even saying the same words as the clip's sentence: the envelope does not follow.
+    assert not _run(monkeypatch, mic_mix=1.0, text="and so my fellow americans")
+
+
+def test_muddled_echo_is_caught_by_its_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Echo mixed with other sound: the envelopes agree only partly...
+    assert not _run(monkeypatch, mic_mix=0.5, text="a different sentence")
+    # ...and the words are the sentence the clip was translated from.
+    assert _run(monkeypatch, mic_mix=0.5, text="And so my fellow Americans")
