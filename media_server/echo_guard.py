@@ -19,6 +19,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
+from difflib import SequenceMatcher
 
 import numpy as np
 
@@ -27,7 +28,10 @@ MAX_DELAY_S = 1.5  # loudspeaker + mic + network round trip + jitter buffers
 CORRELATION = 0.75  # measured: echo 0.90-0.96, a person speaking over the playout 0.1-0.6
 # Lower, when the text is also the sentence a clip playing then was translated from.
 CORRELATION_WITH_TEXT = 0.6
-SAME_TEXT = 0.6  # share of the heard words found in that sentence
+# How alike, word for word in order, the heard text and that sentence must be. Order
+# matters: speakers reuse words ("what your country can do for you / what you can
+# do for your country") but do not repeat the sentence just said.
+SAME_TEXT = 0.8
 MIN_PLAYING = 0.3  # share of the stretch during which something was playing
 MIN_FRAMES = 25  # 500 ms: shorter envelopes can correlate by chance
 HISTORY_FRAMES = 3000  # 60 s
@@ -96,13 +100,13 @@ class EchoGuard:
             return False
         for clip_start, clip_end, source in self._clips:
             overlaps = clip_start < end and start < clip_end + MAX_DELAY_S
-            if overlaps and len(heard & _words(source)) / len(heard) >= SAME_TEXT:
+            if overlaps and SequenceMatcher(None, heard, _words(source)).ratio() >= SAME_TEXT:
                 return True
         return False
 
 
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"\w+", text.lower()))
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
 
 
 def _smooth(levels: np.ndarray) -> np.ndarray:

@@ -31,7 +31,8 @@ def _syllables(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.array(levels[:n])
 
 
-def _run(monkeypatch: pytest.MonkeyPatch, mic_mix: float, text: str, seed: int = 3) -> bool:
+def _run(monkeypatch: pytest.MonkeyPatch, mic_mix: float, text: str, seed: int = 3,
+         clip_text: str = "And so my fellow Americans.") -> bool:
     """Play a clip; the mic hears it 200 ms later, mixed with independent speech."""
     clock = Clock()
     monkeypatch.setattr("media_server.echo_guard.time.monotonic", clock)
@@ -39,7 +40,7 @@ def _run(monkeypatch: pytest.MonkeyPatch, mic_mix: float, text: str, seed: int =
     guard = EchoGuard(lambda: True)
     played = _syllables(150, rng)
     other = _syllables(150, rng)
-    guard.clip_started(3.0, "And so my fellow Americans.")
+    guard.clip_started(3.0, clip_text)
     for i in range(160):
         guard.played(_frame(played[i] if i < 150 else 0.0, rng))
         echo = played[i - 10] if 10 <= i < 160 else 0.001
@@ -64,3 +65,6 @@ def test_muddled_echo_is_caught_by_its_words(monkeypatch: pytest.MonkeyPatch) ->
     assert not _run(monkeypatch, mic_mix=0.5, text="a different sentence")
     # ...and the words are the sentence the clip was translated from.
     assert _run(monkeypatch, mic_mix=0.5, text="And so my fellow Americans")
+    # Reusing the clip's words in another order is speech, not echo (JFK's chiasmus).
+    assert not _run(monkeypatch, mic_mix=0.5, text="Ask what you can do for your country.",
+                    clip_text="What your country can do for you.")
