@@ -46,7 +46,6 @@ class EchoGuard:
         self._heard: deque[tuple[int, float, float]] = deque(maxlen=HISTORY_FRAMES)
         # (start, end) wall time of each clip played, and the sentence it translates.
         self._clips: deque[tuple[float, float, str]] = deque(maxlen=32)
-        self.suppressed = 0
         self.last_correlation: float | None = None  # of the last stretch judged
         self.last_delay_s: float | None = None  # the echo delay that fitted best
 
@@ -63,6 +62,7 @@ class EchoGuard:
         self._heard.append((audio_ms, time.monotonic(), _rms(pcm)))
 
     def is_echo(self, start_ms: int, end_ms: int, text: str = "") -> bool:
+        self.last_correlation = self.last_delay_s = None
         if not self._enabled() or len(self._played) < MIN_FRAMES:
             return False
         mic = [(t, rms) for ms, t, rms in self._heard if start_ms <= ms < end_ms]
@@ -73,7 +73,6 @@ class EchoGuard:
         played_t = np.array([t for t, _ in self._played])
         played_rms = np.array([rms for _, rms in self._played])
         best = -1.0
-        self.last_correlation = None
         for delay in np.arange(0.0, MAX_DELAY_S, FRAME_MS / 1000):
             index = np.searchsorted(played_t, mic_t - delay) - 1
             valid = index >= 0
@@ -87,11 +86,8 @@ class EchoGuard:
             if correlation > best:
                 best, self.last_delay_s = correlation, float(delay)
         self.last_correlation = best
-        if best >= CORRELATION or (best >= CORRELATION_WITH_TEXT and
-                                   self._repeats_a_clip(text, mic_t[0], mic_t[-1])):
-            self.suppressed += 1
-            return True
-        return False
+        return best >= CORRELATION or (
+            best >= CORRELATION_WITH_TEXT and self._repeats_a_clip(text, mic_t[0], mic_t[-1]))
 
     def _repeats_a_clip(self, text: str, start: float, end: float) -> bool:
         """Whisper often turns our translated clip back into the sentence it came from."""

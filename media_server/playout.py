@@ -66,11 +66,6 @@ class PlayoutTrack(MediaStreamTrack):
         self._pts = 0
         self._t0: float | None = None
 
-    @property
-    def busy(self) -> bool:
-        """A clip is playing or waiting, or its trailing gap is not over yet."""
-        return bool(self._current or self._queue or self._silent_frames < self._gap_frames)
-
     def enqueue(self, clip: Clip) -> None:
         if clip.pcm:
             self._queue.append(clip)

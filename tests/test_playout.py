@@ -44,4 +44,3 @@ async def test_clips_play_in_order_with_gaps_and_never_overlap() -> None:
     assert idle == [1]  # once, when the queue ran dry
     assert pts == [i * FRAME_SAMPLES for i in range(75)]
     assert 1.4 < elapsed < 1.7  # paced in real time, not as fast as possible
-    assert not track.busy

@@ -35,7 +35,6 @@ class SchedulerStats:
     batches: int = 0
     interims_dropped: int = 0
     busy_seconds: float = 0.0
-    final_wait_ewma_s: float = 0.0  # how long finals wait for the worker, smoothed
 
 
 class DecodeScheduler:
@@ -63,10 +62,6 @@ class DecodeScheduler:
         self._finals.clear()
         self._interims.clear()
         self._executor.shutdown(wait=True, cancel_futures=True)
-
-    @property
-    def queue_depth(self) -> int:
-        return len(self._finals) + len(self._interims)
 
     @property
     def final_backlog_s(self) -> float:
@@ -117,10 +112,6 @@ class DecodeScheduler:
             self._wakeup.clear()
             while batch := self._next_batch():
                 started = time.monotonic()
-                for job in batch:
-                    if job.request.final:
-                        wait = started - job.enqueued
-                        self.stats.final_wait_ewma_s += 0.2 * (wait - self.stats.final_wait_ewma_s)
                 try:
                     results = await loop.run_in_executor(
                         self._executor, self.recognizer.transcribe, [j.request for j in batch]
