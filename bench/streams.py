@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import JFK, cpu_seconds, percentile, rss_mb, server_process, wait_ready
 from media_server.engines.catalog import EngineCatalog
 from media_server.engines.decode_scheduler import DecodeScheduler
-from media_server.engines.local import Engines, load_local_engines
+from media_server.engines.loader import Engines, load_engines
 from media_server.engines.stream_adapter import AdapterConfig, StreamAdapter
 from media_server.engines.stt.base import DecodeRequest, SpeechEventKind, Transcript
 from media_server.engines.vad.segmenter import SpeechSegmenter
@@ -66,7 +66,7 @@ async def serve_media_path(port: int) -> None:
     session = load_session()
     stt = StreamAdapter(scheduler, lambda: SpeechSegmenter(SileroOnnx(session)), AdapterConfig())
     catalog = EngineCatalog(stt.languages(), translators=[], voices=[])
-    app = create_app(settings, engines=Engines(stt=stt, scheduler=scheduler, catalog=catalog))
+    app = create_app(settings, engines=Engines(stt=stt, catalog=catalog, scheduler=scheduler))
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -112,7 +112,7 @@ async def media_path(counts: list[int]) -> None:
 
 async def recognition(counts: list[int]) -> None:
     settings = Settings.load()
-    engines = await load_local_engines(settings)
+    engines = await load_engines(settings)
     jfk16 = np.tile(load_pcm48(JFK, rate=16000), 2)
     print("\nPart 2: concurrent speakers on local Whisper (real time, jfk.flac twice each)")
     print(f"{'speakers':>8} {'final lag p50':>14} {'p95':>6} {'decoder busy':>13}"
@@ -130,6 +130,7 @@ async def recognition(counts: list[int]) -> None:
 
 
 async def _speakers(engines: Engines, n: int, pcm: np.ndarray) -> tuple[list[float], int, float]:
+    assert engines.scheduler is not None  # the local engines
     busy_before = engines.scheduler.stats.busy_seconds
     started = time.monotonic()
     lags: list[float] = []

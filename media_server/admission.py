@@ -3,7 +3,7 @@
 Each speaker costs decode time; past what the machine sustains, latency for
 every speaker would grow without bound. A speaker takes a slot for the life of
 the session; none is given past `capacity`, nor while finals already wait on the
-decoder longer than `max_final_wait_s`.
+local decoder (when Whisper is loaded) longer than `max_final_wait_s`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from media_server.errors import Unavailable
 
 class SpeakerSlots:
     def __init__(
-        self, capacity: int, scheduler: DecodeScheduler, max_final_wait_s: float = 1.0
+        self, capacity: int, scheduler: DecodeScheduler | None, max_final_wait_s: float = 1.0
     ) -> None:
         self.capacity = capacity
         self._scheduler = scheduler
@@ -31,7 +31,7 @@ class SpeakerSlots:
                 "stt_capacity",
                 f"speech recognition is at capacity ({self.capacity} speakers); try again later",
             )
-        if self._scheduler.final_backlog_s > self._max_wait:
+        if self._scheduler is not None and self._scheduler.final_backlog_s > self._max_wait:
             raise Unavailable(
                 "stt_overloaded", "speech recognition is running behind; try again later"
             )

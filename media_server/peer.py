@@ -71,6 +71,7 @@ class SessionInfo:
     speak: bool
     participant_id: str
     monitor: bool  # hear the spoken translation of one's own speech
+    stt_model: str = ""  # the speech provider's model; empty for its default
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ class Peer:
 
     def _start_pipeline(self, track: MediaStreamTrack) -> None:
         assert self._stt is not None
-        stream = self._stt.open_stream(self.info.source_lang)
+        stream = self._stt.open_stream(self.info.source_lang, model=self.info.stt_model)
         captions = CaptionBuilder(self.info.participant_id, self.info.name, self.info.source_lang)
         interpreter = Interpreter(self._catalog, captions, lambda: self.target_lang, self.send,
                                   self._speak, self._limits.interim_translation_interval_ms)

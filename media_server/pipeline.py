@@ -12,7 +12,7 @@ import av
 from media_server.audio import PcmResampler, samples_to_ms
 from media_server.captions import CaptionBuilder
 from media_server.echo_guard import EchoGuard
-from media_server.engines.stt.base import SpeechEventKind, SpeechStream
+from media_server.engines.stt.base import SpeechEventKind, SpeechStream, SpeechStreamFailed
 from media_server.interpretation import Interpreter
 from media_server.log import utterance_id_var
 from media_server.protocol import ErrorMessage, ServerMessage, StateMessage
@@ -66,6 +66,14 @@ class SpeakerPipeline:
 
     async def run(self) -> None:
         """Turn the stream's events into messages until the stream ends."""
+        try:
+            await self._follow()
+        except SpeechStreamFailed as exc:
+            log.error("speech recognition failed", extra={"error": str(exc)})
+            self._send(ErrorMessage("stt_failed",
+                                    "speech recognition failed; captions have stopped"))
+
+    async def _follow(self) -> None:
         async for event in self._stream:
             if event.kind is SpeechEventKind.START:
                 self._send(StateMessage("listening"))

@@ -75,12 +75,23 @@ class SpeechMessage(_Wire):
 
 
 @dataclass(frozen=True, slots=True)
+class EngineMessage(_Wire):
+    """A provider of an engine kind was taken out (the next serves) or is back."""
+
+    kind: str  # "stt", "translate" or "tts"
+    provider: str
+    status: Literal["degraded", "restored"]
+    type: Literal["engine"] = field(default="engine", init=False)
+
+
+@dataclass(frozen=True, slots=True)
 class PongMessage(_Wire):
     type: Literal["pong"] = field(default="pong", init=False)
 
 
 
-ServerMessage = CaptionMessage | StateMessage | ErrorMessage | SpeechMessage | PongMessage
+ServerMessage = (CaptionMessage | StateMessage | ErrorMessage | SpeechMessage | EngineMessage
+                 | PongMessage)
 
 
 # -- client -> server -------------------------------------------------------------

@@ -11,15 +11,18 @@ from aiortc import RTCConfiguration, RTCIceServer
 
 from media_server.admission import SpeakerSlots
 from media_server.engines.catalog import EngineCatalog
-from media_server.engines.local import Engines
+from media_server.engines.fallback import HealthChange
+from media_server.engines.loader import Engines
 from media_server.errors import BadRequest, NotFound, Unavailable
 from media_server.peer import Peer, PeerConfig, SessionInfo
+from media_server.protocol import EngineMessage, ErrorMessage
 from media_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _ROOM = re.compile(r"^[\w.-]{1,64}$")
+_MODEL = re.compile(r"^[\w.-]{1,64}$")
 MAX_NAME_CHARS = 64
 
 
@@ -42,6 +45,7 @@ class SessionRegistry:
         self._rtc_config = RTCConfiguration(
             iceServers=[RTCIceServer(urls=url) for url in settings.stun_urls]
         )
+        engines.board.subscribe(self._engine_changed)
 
     def __len__(self) -> int:
         return len(self._peers)
@@ -55,7 +59,7 @@ class SessionRegistry:
 
     def create(
         self, room: str, name: str, source_lang: str, target_lang: str, speak: bool,
-        monitor: bool | None = None,
+        monitor: bool | None = None, stt_model: str = "",
     ) -> Peer:
         if not _ROOM.match(room):
             raise BadRequest("bad_room", "room must be 1-64 letters, digits, '.', '_' or '-'")
@@ -64,6 +68,8 @@ class SessionRegistry:
         for lang in (source_lang, target_lang):
             if not _LANG.match(lang):
                 raise BadRequest("bad_language", f"{lang!r} is not a language code")
+        if stt_model and not _MODEL.match(stt_model):
+            raise BadRequest("bad_model", f"{stt_model!r} is not a model name")
         self.catalog.check_pair(source_lang, target_lang)
         if len(self._peers) >= self._settings.max_sessions:
             raise Unavailable("too_many_sessions", "the server has no room for another session")
@@ -75,9 +81,12 @@ class SessionRegistry:
             target_lang=target_lang, speak=speak, participant_id=secrets.token_hex(4),
             # Alone, one hears one's own words interpreted; with others, by choice.
             monitor=self.in_room(room) == 0 if monitor is None else monitor,
+            stt_model=stt_model,
         )
         peer = Peer(info, self._engines.stt, self.catalog, self._limits, self._forget,
                     self._rtc_config)
+        for change in self._engines.board.degraded():  # said again once the channel opens
+            peer.send(_engine_message(change))
         self._peers[session_id] = peer
         log.info("session created", extra={"session_id": session_id, "room": room,
                                            "speak": speak, "source_lang": source_lang})
@@ -95,6 +104,20 @@ class SessionRegistry:
     async def close_all(self) -> None:
         await asyncio.gather(*(p.close("server shutdown") for p in list(self._peers.values())))
 
+    def _engine_changed(self, change: HealthChange) -> None:
+        """Every client hears when a provider is taken out or comes back."""
+        for peer in list(self._peers.values()):
+            if not change.healthy:
+                peer.send(ErrorMessage(
+                    "engine_degraded", f"the {change.kind} provider {change.provider!r} "
+                    "is failing; a fallback serves until it recovers"))
+            peer.send(_engine_message(change))
+
     async def _forget(self, peer: Peer) -> None:
         self._peers.pop(peer.info.id, None)
         self.speakers.release(peer.info.id)
+
+
+def _engine_message(change: HealthChange) -> EngineMessage:
+    return EngineMessage(change.kind, change.provider,
+                         "restored" if change.healthy else "degraded")

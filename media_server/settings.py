@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "LIVE_INTERPRETER_"
+PROVIDERS = frozenset({"local", "google"})
 
 
 class SettingsError(ValueError):
@@ -35,6 +36,26 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"  # "text" or "json"
     data_dir: str = field(default_factory=_default_data_dir)
+
+    # Providers per kind, in failover order: "local", "google" or e.g. "google,local".
+    stt: tuple[str, ...] = ("local",)
+    translate: tuple[str, ...] = ("local",)
+    tts: tuple[str, ...] = ("local",)
+    engine_probe_interval_s: float = 30.0  # how often a failed provider is tried again
+
+    # Google Cloud (Speech-to-Text v2, Translation v3, Text-to-Speech v1).
+    google_project: str = ""
+    google_location: str = "global"  # Speech and Translation location
+    google_credentials: str = ""  # a service-account key file; empty: Application Default
+    google_endpoint: str = ""  # host:port of a plaintext gRPC endpoint (emulators, tests)
+    google_stt_model: str = "long"  # the default; a session may ask for another
+    google_stt_endpointing: str = "short"  # "standard", "short" or "supershort"
+    google_stt_restart_s: float = 240.0  # restart streams at a quiet point after this
+    google_stt_max_stream_s: float = 290.0  # ...and anyhow by this (Google stops at ~305 s)
+    google_stt_retries: int = 3  # restarts after transient errors before failing over
+    google_stt_stall_timeout_s: float = 5.0  # no result this long during speech: a failure
+    google_voices: tuple[str, ...] = ()  # "lang=voice-name" overrides, e.g. "pt=pt-BR-Wavenet-A"
+    google_timeout_s: float = 5.0  # translation and synthesis deadline per call
 
     # Speech-to-text (local Whisper through CTranslate2).
     stt_model_dir: str = ""  # empty: the Whisper base weights shipped by pip packages
@@ -97,6 +118,19 @@ class Settings:
             raise SettingsError("log_format must be 'text' or 'json'")
         if self.vad_provider not in ("silero-onnx", "silero-ggml"):
             raise SettingsError("vad_provider must be 'silero-onnx' or 'silero-ggml'")
+        for kind in ("stt", "translate", "tts"):
+            chosen = getattr(self, kind)
+            if not chosen or set(chosen) - PROVIDERS or len(set(chosen)) != len(chosen):
+                raise SettingsError(
+                    f"{kind} must list providers from {', '.join(sorted(PROVIDERS))}, "
+                    f"each once (got {','.join(chosen) or 'nothing'})")
+        if self.google_stt_endpointing not in ("standard", "short", "supershort"):
+            raise SettingsError("google_stt_endpointing must be standard, short or supershort")
+        if not 0 < self.google_stt_restart_s < self.google_stt_max_stream_s <= 300:
+            raise SettingsError("need 0 < google_stt_restart_s < google_stt_max_stream_s <= 300")
+        for pair in self.google_voices:
+            if "=" not in pair:
+                raise SettingsError(f"google_voices: {pair!r} is not 'lang=voice-name'")
         if not 0.0 <= self.vad_threshold < 1.0:
             raise SettingsError("vad_threshold must be between 0 and 1")
         for name in ("port", "stt_threads", "stt_beam_size", "stt_batch_size", "max_speakers",
@@ -104,6 +138,9 @@ class Settings:
                      "stt_max_utterance_ms", "vad_min_silence_ms"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
+
+    def uses_google(self) -> bool:
+        return "google" in self.stt + self.translate + self.tts
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from media_server.engines.local import Engines, load_local_engines
+from media_server.engines import loader
+from media_server.engines.loader import Engines
 from media_server.errors import NotFound
 from media_server.ice_addresses import restrict_host_addresses
+from media_server.metrics import REGISTRY
 from media_server.registry import SessionRegistry
 from media_server.settings import Settings
 from signaling import sessions
@@ -30,6 +33,12 @@ routes = web.RouteTableDef()
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(REGISTRY),
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @routes.get("/readyz")
@@ -59,7 +68,7 @@ def _web_client_routes() -> web.RouteTableDef:
 def create_app(
     settings: Settings,
     engines: Engines | None = None,
-    load_engines: EngineLoader = load_local_engines,
+    load_engines: EngineLoader = loader.load_engines,
 ) -> web.Application:
     """Build the app. Given `engines`, it is ready at once and the caller owns them;
     otherwise it loads its own in the background and closes them on shutdown."""

@@ -12,7 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from media_server import log as logsetup
-from media_server.engines.local import load_local_engines
+from media_server.engines.google_clients import find_credentials
+from media_server.engines.loader import load_engines
 from media_server.settings import Settings, SettingsError
 from signaling.app import create_app
 
@@ -34,7 +35,7 @@ def _languages(settings: Settings, as_json: bool) -> int:
     """Load the engines and say which languages, pairs and voices this server offers."""
 
     async def describe() -> dict[str, Any]:
-        engines = await load_local_engines(settings)
+        engines = await load_engines(settings)
         try:
             return engines.catalog.describe()
         finally:
@@ -46,8 +47,8 @@ def _languages(settings: Settings, as_json: bool) -> int:
         return 0
     lines = [f"speech recognition: {len(described['speech'])} languages: "
              + " ".join(described["speech"]), "", "translation:"]
-    lines += [f"  {p['source']} -> {p['target']}  ({p['provider']})"
-              for p in described["translation"]] or ["  none"]
+    lines += [f"  {source} -> {', '.join(f'{t} ({p})' for t, p in targets.items())}"
+              for source, targets in described["translation"].items()] or ["  none"]
     lines += ["", "voices:"]
     lines += [f"  {lang:<5} {v['provider']:<10} {v['voice']}"
               for lang, v in described["voices"].items()] or ["  none"]
@@ -72,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"live-interpreter: {exc}\n")  # logging is not set up yet
         return 2
     logsetup.configure(settings.log_level, settings.log_format)
+    if settings.uses_google():
+        try:  # before anything starts: a server that cannot reach its engines is no use
+            find_credentials(settings)
+        except SettingsError as exc:
+            sys.stderr.write(f"live-interpreter: {exc}\n")
+            return 2
     if args.command == "serve":
         return _serve(args, settings)
     if args.command == "languages":

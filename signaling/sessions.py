@@ -57,6 +57,7 @@ async def create_session(request: web.Request) -> web.Response:
         target_lang=_get(data, "target_lang", str, source),
         speak=_get(data, "speak", bool, True),
         monitor=_get(data, "monitor", (bool, type(None)), None),
+        stt_model=_get(data, "stt_model", str, ""),
     )
     return web.json_response(
         {

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from media_server.engines.local import Engines
+from media_server.engines.loader import Engines
 from media_server.registry import SessionRegistry
 from media_server.settings import Settings
 

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from aiohttp import web
 
-from media_server.engines.local import Engines, load_local_engines
+from media_server.engines.decode_scheduler import DecodeScheduler
+from media_server.engines.loader import Engines, load_engines
+from media_server.engines.stream_adapter import StreamAdapter
 from media_server.registry import SessionRegistry
 from media_server.settings import Settings
 from signaling.app import create_app
@@ -48,9 +50,20 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 async def engines(settings: Settings) -> AsyncIterator[Engines]:
-    loaded = await load_local_engines(settings)
+    loaded = await load_engines(settings)
     yield loaded
     await loaded.close()
+
+
+def decoder(engines: Engines) -> DecodeScheduler:
+    """The local Whisper decoder (the session's engines are the local ones)."""
+    assert engines.scheduler is not None
+    return engines.scheduler
+
+
+def adapter(engines: Engines) -> StreamAdapter:
+    assert isinstance(engines.stt, StreamAdapter)
+    return engines.stt
 
 
 @pytest.fixture(scope="session")

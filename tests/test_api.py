@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 
-from media_server.engines.local import Engines, load_local_engines
+from media_server.engines.loader import Engines, load_engines
 from media_server.settings import Settings
 from signaling.app import create_app
 from tests.conftest import JFK_SECONDS, JFK_TEXT, Server, start_server, wer
@@ -41,7 +41,7 @@ async def test_readyz_waits_for_the_engines(settings: Settings,
 
     async def slow_loader(s: Settings) -> Engines:
         await release.wait()
-        return await load_local_engines(s)
+        return await load_engines(s)
 
     runner = web.AppRunner(create_app(settings, load_engines=slow_loader))
     await runner.setup()

@@ -17,7 +17,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from media_server.engines.local import Engines
+from media_server.engines.loader import Engines
 from media_server.settings import Settings
 from tests.conftest import JFK, Server, start_server
 from tests.rtc_client import CaptionClient

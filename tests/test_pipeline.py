@@ -8,7 +8,7 @@ import av
 import numpy as np
 
 from media_server.captions import CaptionBuilder
-from media_server.engines.local import Engines
+from media_server.engines.loader import Engines
 from media_server.pipeline import SpeakerPipeline
 from media_server.protocol import CaptionMessage, ErrorMessage, ServerMessage, StateMessage
 from tests.conftest import JFK_TEXT, wer

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from media_server.audio import pcm_to_float
-from media_server.engines.local import Engines
+from media_server.engines.loader import Engines
 from media_server.engines.stt.base import DecodeRequest, SpeechEvent, SpeechEventKind
-from tests.conftest import JFK, JFK_SECONDS, JFK_TEXT, wer
+from tests.conftest import JFK, JFK_SECONDS, JFK_TEXT, adapter, decoder, wer
 from tests.rtc_client import load_pcm48
 
 
@@ -56,7 +56,7 @@ async def _run_stream(engines: Engines, pcm: np.ndarray, realtime: bool = False
 async def test_whisper_final_on_jfk(engines: Engines, jfk16: np.ndarray) -> None:
     audio = pcm_to_float(jfk16.tobytes())
     [transcript] = await asyncio.to_thread(
-        engines.scheduler.recognizer.transcribe, [DecodeRequest(audio, "en", final=True)]
+        decoder(engines).recognizer.transcribe, [DecodeRequest(audio, "en", final=True)]
     )
     assert wer(JFK_TEXT, transcript.text) <= 0.10, transcript.text
 
@@ -93,14 +93,14 @@ async def test_long_speech_is_cut_at_the_utterance_bound(engines: Engines,
     continuous = np.concatenate([speech] * 4)  # ~21 s
     events, _ = await _run_stream(engines, continuous)
     finals = [e for e in events if e.kind is SpeechEventKind.FINAL]
-    bound = engines.stt._config.max_utterance_ms
+    bound = adapter(engines)._config.max_utterance_ms
     assert all(e.end_ms - e.start_ms <= bound for e in finals)
     assert len(finals) >= 2
 
 
 async def test_interims_are_latest_wins_and_finals_are_never_dropped(engines: Engines,
                                                                      jfk16: np.ndarray) -> None:
-    scheduler = engines.scheduler
+    scheduler = decoder(engines)
     audio = pcm_to_float(jfk16[: 16000 * 3].tobytes())
     dropped_before = scheduler.stats.interims_dropped
     interims = [scheduler.submit_interim("s", DecodeRequest(audio, "en", False))
@@ -123,7 +123,7 @@ async def test_one_batch_mixes_requests_with_and_without_context(engines: Engine
         DecodeRequest(audio, "en", final=False, context="And so my fellow Americans, ask not."),
         DecodeRequest(audio, "en", final=True, context="And so my fellow Americans, ask not."),
     ]
-    results = await asyncio.to_thread(engines.scheduler.recognizer.transcribe, requests)
+    results = await asyncio.to_thread(decoder(engines).recognizer.transcribe, requests)
     assert len(results) == 4
     for result in results:
         assert wer("what your country can do for you", result.text) <= 0.15, result.text

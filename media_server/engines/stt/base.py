@@ -10,6 +10,10 @@ from typing import Protocol
 import numpy as np
 
 
+class SpeechStreamFailed(RuntimeError):
+    """A stream's provider gave up (after its own retries): another must take over."""
+
+
 class SpeechEventKind(StrEnum):
     START = "start"  # speech began (an utterance opens)
     INTERIM = "interim"  # a revisable hypothesis of the open utterance
@@ -47,7 +51,10 @@ class SpeechToText(Protocol):
 
     def languages(self) -> frozenset[str]: ...
 
-    def open_stream(self, language: str, sample_rate: int = 16000) -> SpeechStream: ...
+    def open_stream(
+        self, language: str, sample_rate: int = 16000, model: str = ""
+    ) -> SpeechStream:
+        """`model`: a provider's model name; empty for its default."""
 
 
 @dataclass(frozen=True, slots=True)

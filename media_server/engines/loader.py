@@ -1,0 +1,133 @@
+"""The engines this process runs, chosen per kind by settings (`stt`, `translate`,
+`tts`: providers in failover order). Only what is chosen is loaded: with Google
+alone nothing local is, and the server starts in a moment."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from media_server.cache.memory import MemoryCache
+from media_server.engines.catalog import EngineCatalog
+from media_server.engines.decode_scheduler import DecodeScheduler
+from media_server.engines.fallback import HealthBoard
+from media_server.engines.google_clients import GoogleClients, create_clients, find_credentials
+from media_server.engines.local import load_local_translators, load_local_voices, load_whisper
+from media_server.engines.stt.base import SpeechToText
+from media_server.engines.stt.fallback import FallbackSpeech
+from media_server.engines.stt.google import GoogleSpeech, GoogleSpeechConfig
+from media_server.engines.translate.base import Translator
+from media_server.engines.translate.google import GoogleTranslator
+from media_server.engines.tts.base import TextToSpeech
+from media_server.engines.tts.google import GoogleTts
+from media_server.playout import RATE as PLAYOUT_RATE
+from media_server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Engines:
+    stt: SpeechToText
+    catalog: EngineCatalog
+    scheduler: DecodeScheduler | None = None  # local Whisper's decoder, when loaded
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def board(self) -> HealthBoard:
+        return self.catalog.board
+
+    async def close(self) -> None:
+        await self.board.close()
+        for close in reversed(self.closers):
+            await close()
+
+
+def _stt_probe(provider: SpeechToText) -> Callable[[], Awaitable[None]]:
+    """Open a stream, give it 200 ms of silence, and see it end cleanly."""
+    async def probe() -> None:
+        stream = provider.open_stream(min(provider.languages()))
+        try:
+            stream.push(bytes(6400))
+            stream.end()
+            async for _ in stream:
+                pass
+        finally:
+            await stream.aclose()
+    return probe
+
+
+async def load_engines(settings: Settings) -> Engines:
+    started = time.monotonic()
+    closers: list[Callable[[], Awaitable[None]]] = []
+    try:
+        engines = await _load(settings, closers)
+    except BaseException:
+        for close in reversed(closers):  # what did load is released
+            await close()
+        raise
+    log.info("engines loaded", extra={
+        "stt": settings.stt, "translate": settings.translate, "tts": settings.tts,
+        "seconds": round(time.monotonic() - started, 2)})
+    return engines
+
+
+async def _load(settings: Settings, closers: list[Callable[[], Awaitable[None]]]) -> Engines:
+    google: GoogleClients | None = None
+    if settings.uses_google():
+        google = create_clients(settings, find_credentials(settings))
+        closers.append(google.close)
+
+    scheduler: DecodeScheduler | None = None
+    speech: list[SpeechToText] = []
+    for provider in settings.stt:
+        if provider == "google":
+            assert google is not None
+            speech.append(GoogleSpeech(google.speech, google.project, google.location,
+                                       GoogleSpeechConfig(
+                                           model=settings.google_stt_model,
+                                           endpointing=settings.google_stt_endpointing,
+                                           restart_s=settings.google_stt_restart_s,
+                                           max_stream_s=settings.google_stt_max_stream_s,
+                                           retries=settings.google_stt_retries,
+                                           stall_timeout_s=settings.google_stt_stall_timeout_s)))
+        else:
+            whisper, scheduler = await load_whisper(settings)
+            closers.append(scheduler.close)
+            speech.append(whisper)
+
+    translators: list[Translator] = []
+    for provider in settings.translate:
+        if provider == "google":
+            assert google is not None
+            translator = GoogleTranslator(google.translation, google.project,
+                                          google.location, settings.google_timeout_s)
+            await translator.load_languages()
+            translators.append(translator)
+        else:
+            translators.extend(await load_local_translators())
+
+    voices: list[TextToSpeech] = []
+    for provider in settings.tts:
+        if provider == "google":
+            assert google is not None
+            overrides = dict(pair.split("=", 1) for pair in settings.google_voices)
+            voice = GoogleTts(google.tts, overrides, PLAYOUT_RATE, settings.google_timeout_s)
+            await voice.load_voices()
+            voices.append(voice)
+        else:
+            local_voices, piper = await load_local_voices()
+            closers.append(piper.close)
+            voices.extend(local_voices)
+
+    board = HealthBoard(settings.engine_probe_interval_s)
+    catalog = EngineCatalog(
+        frozenset().union(*(s.languages() for s in speech)), translators, voices, board,
+        MemoryCache(settings.translation_cache_ttl_s),
+        # Google retries transient errors within its own deadline; then the next serves.
+        timeout_s=settings.google_timeout_s + 1.0)
+    stt = speech[0] if len(speech) == 1 else FallbackSpeech(
+        [(s, board.register("stt", s.name, _stt_probe(s))) for s in speech])
+    return Engines(stt, catalog, scheduler, closers)

@@ -1,0 +1,183 @@
+"""Speech-to-text failover: a stream fed to one provider at a time. When it fails, the
+next provider's stream opens and first hears again the audio no final covers yet,
+so the utterance in flight is finished there, not lost. After each final, a
+preferred provider that is back in service takes over again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from media_server.audio import STT_SAMPLE_RATE, ms_to_samples, samples_to_ms
+from media_server.engines.fallback import ProviderHealth, fell_back, in_order
+from media_server.engines.stt.audio_backlog import AudioBacklog
+from media_server.engines.stt.base import (
+    SpeechEvent,
+    SpeechEventKind,
+    SpeechStream,
+    SpeechStreamFailed,
+    SpeechToText,
+)
+
+log = logging.getLogger(__name__)
+
+QUIET_KEEP_MS = 2000  # outside speech, what a substitute must hear (speech not yet reported)
+MAX_REPLAY_MS = 30000
+REPLAY_SLICE_MS = 1000  # replayed audio goes in slices, letting the event loop breathe
+
+
+class FallbackSpeech:
+    def __init__(self, entries: Sequence[tuple[SpeechToText, ProviderHealth]]) -> None:
+        self._entries = list(entries)
+        self.name = self._entries[0][0].name
+
+    def languages(self) -> frozenset[str]:
+        return frozenset().union(*(p.languages() for p, _ in self._entries))
+
+    def open_stream(self, language: str, sample_rate: int = STT_SAMPLE_RATE,
+                    model: str = "") -> FallbackSpeechStream:
+        entries = [e for e in self._entries if language in e[0].languages()]
+        if not entries:
+            raise ValueError(f"no speech provider supports {language!r}")
+        return FallbackSpeechStream(entries, language, sample_rate, model)
+
+
+class FallbackSpeechStream:
+    def __init__(self, entries: list[tuple[SpeechToText, ProviderHealth]], language: str,
+                 sample_rate: int, model: str) -> None:
+        self._entries = entries
+        self._open_args = (language, sample_rate, model)
+        self._backlog = AudioBacklog()
+        self._covered = 0  # audio before this sample is final or known quiet
+        self._utterance_open = False
+        self._ended = False
+        self._replaying = False  # new audio waits in the backlog while a substitute catches up
+        self._failures_in_row = 0
+        self._events: asyncio.Queue[SpeechEvent | BaseException | None] = asyncio.Queue()
+        self._current = in_order(entries)[0]
+        self._origin = 0  # the sample where the current provider's stream began
+        self._inner: SpeechStream = self._open(self._current[0])
+        self._task = asyncio.create_task(self._run(), name="stt-fallback")
+
+    @property
+    def provider(self) -> str:
+        return self._current[0].name
+
+    def _open(self, provider: SpeechToText) -> SpeechStream:
+        language, rate, model = self._open_args
+        return provider.open_stream(language, rate, model)
+
+    # -- the SpeechStream protocol ----------------------------------------------
+
+    def push(self, pcm: bytes) -> None:
+        if self._ended:
+            return
+        self._backlog.append(pcm)
+        if self._replaying:
+            return
+        keep = QUIET_KEEP_MS if not self._utterance_open else MAX_REPLAY_MS
+        self._covered = max(self._covered, self._backlog.end - ms_to_samples(keep))
+        self._backlog.drop_before(self._covered)
+        self._inner.push(pcm)
+
+    def end(self) -> None:
+        self._ended = True
+        self._inner.end()
+
+    async def aclose(self) -> None:
+        self._ended = True
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self._inner.aclose()
+        self._events.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[SpeechEvent]:
+        while (item := await self._events.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    # -- following the current provider ---------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                finished = await self._follow()
+            except Exception as exc:
+                self._failures_in_row += 1
+                if not await self._take_over(exc):
+                    self._events.put_nowait(SpeechStreamFailed(f"speech recognition: {exc!r}"))
+                    return
+                continue
+            if finished:
+                self._events.put_nowait(None)
+                return
+            await self._switch(self._preferred())  # back to a provider that recovered
+
+    async def _follow(self) -> bool:
+        """Pass the current stream's events on; True at its END, False when a preferred
+        provider is back and a final has just made it a good moment to switch."""
+        origin_ms = samples_to_ms(self._origin)
+        async for event in self._inner:
+            if event.kind is SpeechEventKind.END:
+                self._events.put_nowait(event)
+                return True
+            event = SpeechEvent(event.kind, event.text, event.start_ms + origin_ms,
+                                event.end_ms + origin_ms, event.stability, event.stable_chars)
+            if event.kind is SpeechEventKind.START:
+                if self._utterance_open:
+                    continue  # a substitute hearing the open utterance again
+                self._utterance_open = True
+            elif not self._utterance_open:
+                self._utterance_open = True
+                self._events.put_nowait(SpeechEvent(SpeechEventKind.START,
+                                                    start_ms=event.start_ms))
+            self._events.put_nowait(event)
+            self._failures_in_row = 0
+            if event.kind is SpeechEventKind.FINAL:
+                self._utterance_open = False
+                self._covered = max(self._covered, ms_to_samples(event.end_ms))
+                self._backlog.drop_before(self._covered)
+                if self._preferred() is not self._current and not self._ended:
+                    return False
+        raise SpeechStreamFailed("the stream stopped without END")
+
+    def _preferred(self) -> tuple[SpeechToText, ProviderHealth]:
+        return in_order(self._entries)[0]
+
+    async def _take_over(self, exc: Exception) -> bool:
+        """The current provider failed: the next one in service hears the backlog."""
+        failed = self._current
+        candidates = [e for e in in_order(self._entries) if e is not failed]
+        # Every provider has failed on this stream with nothing heard in between: stop.
+        following = candidates[0] if candidates and \
+            self._failures_in_row < len(self._entries) else None
+        fell_back("stt", failed[1], repr(exc), following[0].name if following else None)
+        if following is None:
+            return False
+        await self._switch(following)
+        return True
+
+    async def _switch(self, entry: tuple[SpeechToText, ProviderHealth]) -> None:
+        old = self._inner
+        self._current = entry
+        self._origin = max(self._covered, self._backlog.start)
+        self._inner = self._open(entry[0])
+        log.info("speech provider for this stream", extra={
+            "provider": entry[0].name,
+            "replay_ms": samples_to_ms(self._backlog.end - self._origin)})
+        self._replaying = True
+        try:
+            await old.aclose()
+            replayed = self._origin
+            while replayed < self._backlog.end:  # audio pushed meanwhile is included
+                last = min(self._backlog.end, replayed + ms_to_samples(REPLAY_SLICE_MS))
+                self._inner.push(self._backlog.slice(replayed, last))
+                replayed = last
+                await asyncio.sleep(0)
+        finally:
+            self._replaying = False
+        if self._ended:
+            self._inner.end()

@@ -1,0 +1,296 @@
+"""Google Cloud Speech-to-Text v2 `StreamingRecognize`: one long-lived stream per speaker.
+
+Why v2: it reports voice activity (speech begin/end, which tell us where a restart
+may cut and what must be heard again) and has `endpointing_sensitivity`.
+Endpointing: `short` (the default setting) finalises a sentence quickly and keeps
+the stream open. `speech_end_timeout` (v2) and `single_utterance` (v1) end the whole
+stream after each utterance instead, costing a reconnect per sentence.
+
+Audio goes out in 100 ms LINEAR16 chunks (3,200 bytes; Google caps a request at
+25 KB), never more than `BURST_MS` ahead of real time since the stream opened.
+
+A stream lives at most ~5 minutes. It is restarted at a quiet point (no utterance
+open) after `restart_s`, or anyhow at `max_stream_s`; the next stream first hears
+again what no final covers yet, and its offsets are moved by where it starts, so
+no final is lost or repeated. `UNAVAILABLE`, `ABORTED`, `INTERNAL`, a deadline or a
+stall (no result for `stall_timeout_s` during speech) restart it with backoff;
+past `retries` in a row, or on any other error, the stream fails with
+`SpeechStreamFailed` and the fallback adapter takes over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import cast
+
+import grpc
+from google.api_core import exceptions
+from google.cloud.speech_v2 import SpeechAsyncClient
+from google.cloud.speech_v2.types import cloud_speech as speech
+from google.protobuf import duration_pb2
+
+from media_server.audio import STT_SAMPLE_RATE, ms_to_samples, samples_to_ms
+from media_server.engines.google_languages import LOCALES, locale_for
+from media_server.engines.stt.audio_backlog import AudioBacklog
+from media_server.engines.stt.base import SpeechEvent, SpeechEventKind, SpeechStreamFailed
+
+log = logging.getLogger(__name__)
+
+CHUNK_SAMPLES = ms_to_samples(100)
+BURST_MS = 2000  # re-sent audio at a stream's start may run this far ahead of real time
+PREROLL_MS = 1000  # outside speech, a restart re-sends this much (speech not yet reported)
+PAD_MS = 300  # and this much before an open utterance's reported start
+MAX_RESEND_MS = 30000
+STABLE = 0.8  # an interim result this stable is taken as settled
+RETRYABLE = (exceptions.ServiceUnavailable, exceptions.Aborted, exceptions.InternalServerError,
+             exceptions.DeadlineExceeded)
+_Event = speech.StreamingRecognizeResponse.SpeechEventType
+_SENSITIVITY = {
+    "standard": speech.StreamingRecognitionFeatures.EndpointingSensitivity.
+    ENDPOINTING_SENSITIVITY_STANDARD,
+    "short": speech.StreamingRecognitionFeatures.EndpointingSensitivity.
+    ENDPOINTING_SENSITIVITY_SHORT,
+    "supershort": speech.StreamingRecognitionFeatures.EndpointingSensitivity.
+    ENDPOINTING_SENSITIVITY_SUPERSHORT,
+}
+
+
+class _Stalled(Exception):
+    """No result for too long while an utterance is open."""
+
+
+@dataclass(frozen=True)
+class GoogleSpeechConfig:
+    model: str = "long"
+    endpointing: str = "short"
+    restart_s: float = 240.0
+    max_stream_s: float = 290.0
+    retries: int = 3
+    stall_timeout_s: float = 5.0
+
+
+def _samples(offset: object) -> int:
+    """An offset -> samples at 16 kHz (proto-plus hands Durations over as timedeltas)."""
+    if isinstance(offset, duration_pb2.Duration):
+        offset = offset.ToTimedelta()
+    return round(offset.total_seconds() * STT_SAMPLE_RATE) if isinstance(offset, timedelta) else 0
+
+
+class GoogleSpeech:
+    name = "google"
+
+    def __init__(self, client: SpeechAsyncClient, project: str, location: str,
+                 config: GoogleSpeechConfig) -> None:
+        self._client = client
+        self._recognizer = f"projects/{project}/locations/{location}/recognizers/_"
+        self._config = config
+
+    def languages(self) -> frozenset[str]:
+        return frozenset(LOCALES)
+
+    def open_stream(self, language: str, sample_rate: int = STT_SAMPLE_RATE,
+                    model: str = "") -> GoogleSpeechStream:
+        if sample_rate != STT_SAMPLE_RATE:
+            raise ValueError(f"this recogniser takes {STT_SAMPLE_RATE} Hz audio")
+        streaming = speech.StreamingRecognitionConfig(
+            config=speech.RecognitionConfig(
+                explicit_decoding_config=speech.ExplicitDecodingConfig(
+                    encoding=speech.ExplicitDecodingConfig.AudioEncoding.LINEAR16,
+                    sample_rate_hertz=STT_SAMPLE_RATE, audio_channel_count=1),
+                language_codes=[locale_for(language)],
+                model=model or self._config.model,
+                features=speech.RecognitionFeatures(enable_automatic_punctuation=True)),
+            streaming_features=speech.StreamingRecognitionFeatures(
+                interim_results=True, enable_voice_activity_events=True,
+                endpointing_sensitivity=_SENSITIVITY[self._config.endpointing]))
+        first = speech.StreamingRecognizeRequest(recognizer=self._recognizer,
+                                                 streaming_config=streaming)
+        return GoogleSpeechStream(self._client, first, self._config)
+
+
+class GoogleSpeechStream:
+    def __init__(self, client: SpeechAsyncClient, first: speech.StreamingRecognizeRequest,
+                 config: GoogleSpeechConfig) -> None:
+        self._client = client
+        self._first = first
+        self._config = config
+        self._audio = AudioBacklog()
+        self._audio_ready = asyncio.Event()
+        self._events: asyncio.Queue[SpeechEvent | BaseException | None] = asyncio.Queue()
+        self._ended = False
+        self._covered = 0  # audio before this sample is final, or was heard as quiet
+        self._sent = 0  # the current stream has heard audio up to this sample
+        self._utterance_start: int | None = None  # the open utterance's first sample
+        self._interim = ""
+        self.restarts = 0
+        self._task = asyncio.create_task(self._run(), name="google-stt")
+
+    # -- the SpeechStream protocol ----------------------------------------------
+
+    def push(self, pcm: bytes) -> None:
+        if not self._ended:
+            self._audio.append(pcm)
+            self._audio_ready.set()
+
+    def end(self) -> None:
+        self._ended = True
+        self._audio_ready.set()
+
+    async def aclose(self) -> None:
+        self._ended = True
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._events.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[SpeechEvent]:
+        while (item := await self._events.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    # -- streams and restarts ---------------------------------------------------
+
+    async def _run(self) -> None:
+        failures = 0
+        try:
+            while True:
+                origin = self._resend_from()
+                self._audio.drop_before(origin)
+                try:
+                    if await self._one_stream(origin):
+                        break
+                    failures = 0
+                except (*RETRYABLE, _Stalled) as exc:
+                    failures += 1
+                    if failures > self._config.retries:
+                        raise SpeechStreamFailed(f"Google speech: {exc!r}") from exc
+                    delay = min(2.0, 0.2 * 2 ** (failures - 1)) * random.uniform(0.8, 1.2)
+                    log.warning("Google speech stream failed; restarting",
+                                extra={"error": repr(exc), "attempt": failures,
+                                       "delay_s": round(delay, 2)})
+                    await asyncio.sleep(delay)
+                except exceptions.OutOfRange as exc:  # the stream limit came first
+                    log.warning("Google speech stream hit its limit; restarting",
+                                extra={"error": str(exc)})
+                except exceptions.GoogleAPICallError as exc:
+                    raise SpeechStreamFailed(f"Google speech: {exc!r}") from exc
+                self.restarts += 1
+            if self._utterance_start is not None:  # no final came for the last words
+                self._final(self._interim, self._audio.end)
+            self._events.put_nowait(SpeechEvent(SpeechEventKind.END))
+            self._events.put_nowait(None)
+        except SpeechStreamFailed as exc:
+            self._events.put_nowait(exc)
+
+    def _resend_from(self) -> int:
+        """Where the next stream starts: after what is final or known to be quiet."""
+        if self._utterance_start is not None:
+            start = max(self._covered, self._utterance_start - ms_to_samples(PAD_MS))
+        else:
+            start = max(self._covered, self._sent - ms_to_samples(PREROLL_MS))
+        return max(start, self._audio.end - ms_to_samples(MAX_RESEND_MS))
+
+    async def _one_stream(self, origin: int) -> bool:
+        """Run one gRPC stream from `origin`; True once all audio is heard after end()."""
+        self._sent = origin
+        opened = time.monotonic()
+        restart = False
+
+        async def requests() -> AsyncIterator[speech.StreamingRecognizeRequest]:
+            nonlocal restart
+            yield self._first
+            while True:
+                self._audio_ready.clear()
+                last = min(self._sent + CHUNK_SAMPLES, self._audio.end)
+                if last - self._sent < CHUNK_SAMPLES and not self._ended:
+                    await self._audio_ready.wait()
+                    continue
+                if last == self._sent:
+                    return  # ended and all heard: half-close, the finals follow
+                age = time.monotonic() - opened
+                if age > self._config.max_stream_s or (
+                        age > self._config.restart_s and self._utterance_start is None):
+                    restart = True
+                    return
+                ahead_ms = samples_to_ms(last - origin) - age * 1000 - BURST_MS
+                if ahead_ms > 0:
+                    await asyncio.sleep(ahead_ms / 1000)
+                    continue
+                pcm = self._audio.slice(self._sent, last)
+                self._sent = last
+                yield speech.StreamingRecognizeRequest(audio=pcm)
+
+        call = await self._client.streaming_recognize(
+            requests=requests(), retry=None, timeout=self._config.max_stream_s + 60)
+        responses = aiter(call)
+        try:
+            while True:
+                open_utterance = self._utterance_start is not None
+                try:
+                    async with asyncio.timeout(
+                            self._config.stall_timeout_s if open_utterance else None):
+                        response = await anext(responses)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise _Stalled(f"no result for {self._config.stall_timeout_s} s") from None
+                self._on_response(response, origin)
+        finally:
+            cast(grpc.aio.Call, call).cancel()  # stops our request generator too
+        return not restart and self._ended and self._sent >= self._audio.end
+
+    # -- responses -> events ----------------------------------------------------
+
+    def _on_response(self, response: speech.StreamingRecognizeResponse, origin: int) -> None:
+        if response.speech_event_type == _Event.SPEECH_ACTIVITY_BEGIN:
+            if self._utterance_start is None:
+                self._open(origin + _samples(response.speech_event_offset))
+            return
+        results = [r for r in response.results if r.alternatives]
+        if not results:
+            return
+        finals = [r for r in results if r.is_final]
+        if finals:
+            text = " ".join(r.alternatives[0].transcript.strip() for r in finals).strip()
+            self._final(text, origin + _samples(finals[-1].result_end_offset))
+            return
+        parts = [r.alternatives[0].transcript for r in results]
+        text = " ".join("".join(parts).split())
+        stable = " ".join("".join(
+            p for p, r in zip(parts, results, strict=True) if r.stability >= STABLE).split())
+        if self._utterance_start is None:
+            self._open(self._covered)
+        assert self._utterance_start is not None
+        self._interim = text
+        self._events.put_nowait(SpeechEvent(
+            SpeechEventKind.INTERIM, text, samples_to_ms(self._utterance_start),
+            samples_to_ms(origin + _samples(results[-1].result_end_offset)),
+            stability=results[0].stability,
+            stable_chars=len(stable) if text.startswith(stable) else 0))
+
+    def _open(self, start: int) -> None:
+        self._utterance_start = max(start, self._covered)
+        self._interim = ""
+        self._events.put_nowait(SpeechEvent(SpeechEventKind.START,
+                                            start_ms=samples_to_ms(self._utterance_start)))
+
+    def _final(self, text: str, end: int) -> None:
+        if self._utterance_start is None and not text:
+            self._covered = max(self._covered, end)  # nothing was said, nothing on screen
+            return
+        if self._utterance_start is None:
+            self._open(self._covered)
+        assert self._utterance_start is not None
+        end = max(end, self._utterance_start)
+        self._events.put_nowait(SpeechEvent(
+            SpeechEventKind.FINAL, text, samples_to_ms(self._utterance_start),
+            samples_to_ms(end), stability=1.0, stable_chars=len(text)))
+        self._covered = max(self._covered, end)
+        self._utterance_start = None
+        self._interim = ""
