@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import jiwer
@@ -15,12 +16,14 @@ import pytest
 from aiohttp import web
 
 from media_server.engines.decode_scheduler import DecodeScheduler
+from media_server.engines.google_clients import GoogleClients, create_clients, find_credentials
 from media_server.engines.loader import Engines, load_engines
 from media_server.engines.stream_adapter import StreamAdapter
 from media_server.registry import SessionRegistry
 from media_server.settings import Settings
 from signaling.app import create_app
 from signaling.state import RUNTIME
+from tests.google_fake import FakeGoogle
 from tests.rtc_client import CaptionClient, load_pcm48
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
@@ -69,6 +72,29 @@ def adapter(engines: Engines) -> StreamAdapter:
 @pytest.fixture(scope="session")
 def jfk48() -> np.ndarray:
     return load_pcm48(JFK)
+
+
+@pytest.fixture
+async def fake_google(engines: Engines) -> AsyncIterator[FakeGoogle]:
+    """A fake Google Cloud on a loopback port; its speech recognition is Whisper's."""
+    fake = FakeGoogle(decoder(engines).recognizer)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def google_settings(settings: Settings, fake: FakeGoogle, **changes: Any) -> Settings:
+    return settings.replace(google_endpoint=fake.address, google_project="test-project",
+                            **changes)
+
+
+@pytest.fixture
+async def google_clients(settings: Settings, fake_google: FakeGoogle
+                         ) -> AsyncIterator[GoogleClients]:
+    configured = google_settings(settings, fake_google)
+    clients = create_clients(configured, find_credentials(configured))
+    yield clients
+    await clients.close()
 
 
 @dataclass

@@ -1,0 +1,168 @@
+"""Google Speech-to-Text v2 streaming through the real client library, against the fake
+gRPC server on loopback: captions of real speech, pacing, restarts at the stream
+limit and after errors, with no final lost or repeated."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from media_server.engines.google_clients import GoogleClients
+from media_server.engines.stt.base import SpeechEvent, SpeechEventKind, SpeechStreamFailed
+from media_server.engines.stt.google import BURST_MS, GoogleSpeech, GoogleSpeechConfig
+from tests.conftest import JFK, JFK_SECONDS, JFK_TEXT, normalise, wer
+from tests.google_fake import FakeGoogle
+from tests.google_fake.speech import StreamRecord
+from tests.rtc_client import load_pcm48
+
+# JFK's phrases: each must be captioned exactly once, whatever restarts happen.
+# ("Ask not", alone between pauses, is at times heard as "is not" by Whisper base.)
+PHRASES = ("fellow americans", "what your country can do for you",
+           "what you can do for your country")
+
+
+@pytest.fixture(scope="module")
+def jfk16() -> bytes:
+    lead = np.zeros(8000, dtype=np.int16)  # half a second of silence first, as a mic gives
+    return np.concatenate([lead, load_pcm48(JFK, rate=16000)]).tobytes()
+
+
+async def stream_speech(clients: GoogleClients, pcm: bytes, config: GoogleSpeechConfig,
+                        ) -> tuple[list[SpeechEvent], int]:
+    """Push the audio in 20 ms frames in real time, as a WebRTC track does."""
+    stt = GoogleSpeech(clients.speech, clients.project, clients.location, config)
+    stream = stt.open_stream("en")
+
+    async def feed() -> None:
+        t0 = time.monotonic()
+        for at in range(0, len(pcm), 640):
+            stream.push(pcm[at:at + 640])
+            await asyncio.sleep(max(0.0, t0 + (at + 640) / 32000 - time.monotonic()))
+        stream.end()
+
+    async def collect() -> list[SpeechEvent]:
+        return [event async for event in stream]
+
+    try:
+        _, events = await asyncio.wait_for(asyncio.gather(feed(), collect()), 90)
+    finally:
+        await stream.aclose()
+    return events, stream.restarts
+
+
+def check_captions(events: list[SpeechEvent]) -> str:
+    """Every utterance opens, may be revised, closes once; offsets move forward."""
+    assert events[-1].kind is SpeechEventKind.END
+    finals = [e for e in events if e.kind is SpeechEventKind.FINAL]
+    opened = 0
+    for event in events[:-1]:
+        if event.kind is SpeechEventKind.START:
+            assert opened == 0, f"an utterance opened twice: {events}"
+            opened = 1
+        elif event.kind is SpeechEventKind.FINAL:
+            assert opened == 1
+            opened = 0
+    ends = [f.end_ms for f in finals]
+    assert ends == sorted(ends) and all(f.start_ms <= f.end_ms for f in finals)
+    assert all(later.start_ms >= earlier.end_ms for earlier, later in zip(finals, finals[1:]))
+    assert 0 < finals[0].start_ms and ends[-1] <= (JFK_SECONDS + 0.5) * 1000 + 300
+    text = " ".join(f.text for f in finals)
+    assert wer(JFK_TEXT, text) <= 0.15, text
+    for phrase in PHRASES:
+        assert normalise(text).count(phrase) == 1, f"{phrase!r} not exactly once in {text!r}"
+    return text
+
+
+def check_pacing(streams: list[StreamRecord]) -> None:
+    for record in streams:
+        assert record.max_request_bytes <= 3200  # 100 ms of 16 kHz s16
+        assert record.max_ahead_ms <= BURST_MS + 150, record
+
+
+async def test_streaming_captions_of_real_speech(
+        google_clients: GoogleClients, fake_google: FakeGoogle, jfk16: bytes) -> None:
+    events, restarts = await stream_speech(google_clients, jfk16, GoogleSpeechConfig())
+    check_captions(events)
+    interims = [e for e in events if e.kind is SpeechEventKind.INTERIM]
+    assert interims and any(0 < e.stable_chars < len(e.text) for e in interims)
+    assert restarts == 0 and len(fake_google.speech.streams) == 1
+    [record] = fake_google.speech.streams
+    check_pacing([record])
+    assert record.max_request_bytes == 3200
+    config = record.config
+    assert record.recognizer == "projects/test-project/locations/global/recognizers/_"
+    assert list(config.config.language_codes) == ["en-US"] and config.config.model == "long"
+    assert config.config.features.enable_automatic_punctuation
+    features = config.streaming_features
+    assert features.interim_results and features.enable_voice_activity_events
+    assert features.endpointing_sensitivity == \
+        features.EndpointingSensitivity.ENDPOINTING_SENSITIVITY_SHORT
+    # Offsets are the stream's: the first words start after the lead silence.
+    first = next(e for e in events if e.kind is SpeechEventKind.FINAL)
+    assert 300 <= first.start_ms <= 1200
+
+
+async def test_restarts_at_quiet_points_before_the_limit(
+        google_clients: GoogleClients, fake_google: FakeGoogle, jfk16: bytes) -> None:
+    fake_google.speech.faults.max_stream_s = 5.0
+    events, restarts = await stream_speech(
+        google_clients, jfk16, GoogleSpeechConfig(restart_s=2.0, max_stream_s=4.5))
+    check_captions(events)
+    streams = fake_google.speech.streams
+    assert restarts >= 2 and all(s.outcome == "completed" for s in streams), streams
+    check_pacing(streams)
+
+
+async def test_the_stream_limit_hit_mid_speech_loses_nothing(
+        google_clients: GoogleClients, fake_google: FakeGoogle, jfk16: bytes) -> None:
+    """Our restart is off; Google's limit (OUT_OF_RANGE) cuts streams wherever it falls."""
+    fake_google.speech.faults.max_stream_s = 4.0
+    events, restarts = await stream_speech(
+        google_clients, jfk16, GoogleSpeechConfig(restart_s=200, max_stream_s=250))
+    check_captions(events)
+    outcomes = [s.outcome for s in fake_google.speech.streams]
+    assert outcomes.count("aborted OUT_OF_RANGE") >= 2 and restarts >= 2, outcomes
+    check_pacing(fake_google.speech.streams)
+
+
+async def test_unavailable_mid_utterance_restarts_and_loses_nothing(
+        google_clients: GoogleClients, fake_google: FakeGoogle, jfk16: bytes) -> None:
+    faults = fake_google.speech.faults
+    faults.abort_streams, faults.abort_after_ms = 1, 4000  # inside "ask not what..."
+    events, restarts = await stream_speech(google_clients, jfk16, GoogleSpeechConfig())
+    check_captions(events)
+    outcomes = [s.outcome for s in fake_google.speech.streams]
+    assert outcomes == ["aborted UNAVAILABLE", "completed"] and restarts == 1
+
+
+async def test_a_stalled_stream_is_restarted(
+        google_clients: GoogleClients, fake_google: FakeGoogle, jfk16: bytes) -> None:
+    fake_google.speech.faults.stall_after_ms = 4000
+    events, restarts = await stream_speech(
+        google_clients, jfk16, GoogleSpeechConfig(stall_timeout_s=1.5))
+    check_captions(events)
+    assert [s.outcome for s in fake_google.speech.streams][0] == "stalled" and restarts >= 1
+
+
+async def test_persistent_errors_fail_the_stream_after_retries(
+        google_clients: GoogleClients, fake_google: FakeGoogle, jfk16: bytes) -> None:
+    fake_google.speech.faults.abort_streams = 10
+    started = time.monotonic()
+    # (A write racing the server's abort can surface as INTERNAL: retried alike.)
+    with pytest.raises(SpeechStreamFailed, match="Unavailable|InternalServerError"):
+        await stream_speech(google_clients, jfk16, GoogleSpeechConfig(retries=3))
+    assert len(fake_google.speech.streams) == 4  # the first try and three restarts
+    assert time.monotonic() - started < 5.0
+
+
+async def test_permission_errors_are_not_retried(
+        google_clients: GoogleClients, fake_google: FakeGoogle, jfk16: bytes) -> None:
+    faults = fake_google.speech.faults
+    faults.abort_streams, faults.abort_code = 1, grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(SpeechStreamFailed, match="PermissionDenied|PERMISSION_DENIED"):
+        await stream_speech(google_clients, jfk16, GoogleSpeechConfig())
+    assert len(fake_google.speech.streams) == 1
