@@ -5,6 +5,7 @@ limit and after errors, with no final lost or repeated."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import grpc
@@ -68,8 +69,8 @@ def check_captions(events: list[SpeechEvent]) -> str:
             opened = 0
     ends = [f.end_ms for f in finals]
     assert ends == sorted(ends) and all(f.start_ms <= f.end_ms for f in finals)
-    assert all(later.start_ms >= earlier.end_ms for earlier, later in zip(finals, finals[1:]))
-    assert 0 < finals[0].start_ms and ends[-1] <= (JFK_SECONDS + 0.5) * 1000 + 300
+    assert all(later.start_ms >= earlier.end_ms for earlier, later in itertools.pairwise(finals))
+    assert finals[0].start_ms > 0 and ends[-1] <= (JFK_SECONDS + 0.5) * 1000 + 300
     text = " ".join(f.text for f in finals)
     assert wer(JFK_TEXT, text) <= 0.15, text
     for phrase in PHRASES:
