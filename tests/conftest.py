@@ -19,6 +19,7 @@ from media_server.engines.decode_scheduler import DecodeScheduler
 from media_server.engines.google_clients import GoogleClients, create_clients, find_credentials
 from media_server.engines.loader import Engines, load_engines
 from media_server.engines.stream_adapter import StreamAdapter
+from media_server.ice_addresses import restrict_host_addresses
 from media_server.registry import SessionRegistry
 from media_server.settings import Settings
 from signaling.app import create_app
@@ -39,6 +40,13 @@ def normalise(text: str) -> str:
 
 def wer(reference: str, hypothesis: str) -> float:
     return float(jiwer.wer(normalise(reference), normalise(hypothesis) or "<empty>"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_only() -> None:
+    """Our own aiortc peers offer loopback candidates only: no test sends anything to
+    the machine's other addresses."""
+    restrict_host_addresses(["127.0.0.1"])
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ MAX_REQUEST_BYTES = 25600
 TOO_FAST_TOLERANCE_MS = 2500  # a stream may start with this much buffered audio
 RATE = 16000
 VAD_CHUNK = 512
-INTERIM_EVERY_MS = 600
+INTERIM_EVERY_MS = 1000  # Whisper on 2 shared cores: more would fall behind
 _Sensitivity = speech.StreamingRecognitionFeatures.EndpointingSensitivity
 ENDPOINT_SILENCE_MS = {_Sensitivity.ENDPOINTING_SENSITIVITY_SUPERSHORT: 300,
                        _Sensitivity.ENDPOINTING_SENSITIVITY_SHORT: 500}
