@@ -102,6 +102,7 @@ class SessionRegistry:
         await self.get(session_id).close(reason)
 
     async def close_all(self) -> None:
+        self._engines.board.unsubscribe(self._engine_changed)
         await asyncio.gather(*(p.close("server shutdown") for p in list(self._peers.values())))
 
     def _engine_changed(self, change: HealthChange) -> None:

@@ -142,3 +142,6 @@ async def client(server: Server, http: aiohttp.ClientSession) -> AsyncIterator[C
     c = CaptionClient(server.url, http)
     yield c
     await c.close()
+
+
+

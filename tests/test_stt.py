@@ -127,3 +127,22 @@ async def test_one_batch_mixes_requests_with_and_without_context(engines: Engine
     assert len(results) == 4
     for result in results:
         assert wer("what your country can do for you", result.text) <= 0.15, result.text
+
+
+async def test_a_consumer_cancelled_while_a_decode_is_pending_stops(
+        engines: Engines, jfk16: np.ndarray) -> None:
+    """A session closing while a decode is queued must not be held up: the stream's
+    consumer takes its own cancellation, not a cancelled decode, as the end."""
+    stream = engines.stt.open_stream("en")
+    stream.push(jfk16.tobytes())  # many decodes at once; the first takes a while
+
+    async def consume() -> None:
+        async for _ in stream:
+            pass
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.sleep(0.1)
+    consumer.cancel()
+    await asyncio.wait([consumer], timeout=2)
+    assert consumer.cancelled()
+    await stream.aclose()

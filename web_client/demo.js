@@ -136,6 +136,10 @@ async function start() {
   session.on("speech", markSpoken);
   session.on("state", setState);
   session.on("error", (e) => showError(`${e.message} (${e.code})`));
+  session.on("engine", (e) => {
+    // A fallback engine serves while a provider is out; say so until it is back.
+    if (e.status === "restored") showError("");
+  });
   session.on("close", stopped);
   if (!$("tts").checked) session.setTts(false);
   if (session.stream) meters.push(levelMeter(session.stream, $("level")));

@@ -94,6 +94,10 @@ class HealthBoard:
     def subscribe(self, listener: Callable[[HealthChange], None]) -> None:
         self._listeners.append(listener)
 
+    def unsubscribe(self, listener: Callable[[HealthChange], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def changed(self, change: HealthChange) -> None:
         for listener in self._listeners:
             listener(change)

@@ -233,6 +233,9 @@ class AdaptedStream:
             try:
                 transcript = await item.future
             except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # our consumer is being cancelled, not just this decode
                 if item.kind is SpeechEventKind.INTERIM:
                     continue  # superseded by a newer interim or by the final
                 transcript = Transcript("")  # the stream closed: end the utterance empty

@@ -52,6 +52,7 @@ class StreamRecord:
     max_ahead_ms: float = 0.0
     outcome: str = "open"
     finals: list[str] = field(default_factory=list)
+    final_sent_at: list[float] = field(default_factory=list)  # time.monotonic()
 
 
 def _ms(samples: int) -> timedelta:
@@ -193,6 +194,7 @@ class FakeSpeech:
                      language: str) -> speech.StreamingRecognizeResponse:
         text = await self._decode(bytes(audio[start * 2:end * 2]), language, final=True)
         record.finals.append(text)
+        record.final_sent_at.append(time.monotonic())
         return speech.StreamingRecognizeResponse(results=[speech.StreamingRecognitionResult(
             alternatives=[speech.SpeechRecognitionAlternative(transcript=text, confidence=0.9)],
             is_final=True, stability=0.0, result_end_offset=_ms(end), language_code="en-us")])

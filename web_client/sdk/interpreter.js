@@ -198,6 +198,7 @@ class Session {
       this.state = message.state;
       this._emit("state", message.state);
     } else if (message.type === "speech") this._emit("speech", message);
+    else if (message.type === "engine") this._emit("engine", message);
     else if (message.type === "error") this._emit("error", { code: message.code, message: message.message });
   }
 

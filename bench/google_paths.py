@@ -1,0 +1,136 @@
+"""What our Google engine code adds, measured against the fake Google on loopback
+(its recognition is Whisper's, so only our own share is timed, never the cloud's):
+
+- recognition: the fake sends a final -> our stream yields it (client library + ours);
+  audio re-sent per restart when streams restart every few seconds (the cost of
+  losing nothing), as a share of the audio;
+- failover: a translation while Google is up, the first while it is down (pays the
+  deadline), and the next ones (served locally at once);
+- speech: the first audio of a streaming voice vs the whole sentence.
+
+    .venv/bin/python bench/google_paths.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import JFK, percentile
+from media_server.engines.catalog import EngineCatalog
+from media_server.engines.fallback import HealthBoard
+from media_server.engines.google_clients import GoogleClients, create_clients, find_credentials
+from media_server.engines.stt.base import SpeechEventKind
+from media_server.engines.stt.google import GoogleSpeech, GoogleSpeechConfig
+from media_server.engines.stt.whisper import WhisperRecognizer
+from media_server.engines.stt.whisper_files import whisper_base_dir
+from media_server.engines.translate.fast_translate import FastTranslate
+from media_server.engines.translate.google import GoogleTranslator
+from media_server.engines.tts.google import GoogleTts
+from media_server.settings import Settings
+from tests.google_fake import FakeGoogle
+from tests.rtc_client import load_pcm48
+
+
+async def recognition(clients: GoogleClients, fake: FakeGoogle, pcm: bytes,
+                      restart_s: float) -> tuple[list[float], float, int]:
+    fake.speech.streams.clear()
+    config = GoogleSpeechConfig(restart_s=restart_s, max_stream_s=restart_s + 60)
+    stream = GoogleSpeech(clients.speech, clients.project, clients.location,
+                          config).open_stream("en")
+    arrivals: list[float] = []
+
+    async def feed() -> None:
+        t0 = time.monotonic()
+        for at in range(0, len(pcm), 640):
+            stream.push(pcm[at:at + 640])
+            await asyncio.sleep(max(0.0, t0 + (at + 640) / 32000 - time.monotonic()))
+        stream.end()
+
+    async def collect() -> None:
+        async for event in stream:
+            if event.kind is SpeechEventKind.FINAL:
+                arrivals.append(time.monotonic())
+
+    await asyncio.gather(feed(), collect())
+    sent = [t for s in fake.speech.streams for t in s.final_sent_at]
+    overhead = [(a - s) * 1000 for a, s in zip(arrivals, sent, strict=True)]
+    heard_ms = sum(s.audio_ms for s in fake.speech.streams)
+    resent = heard_ms / (len(pcm) / 32) - 1
+    return overhead, resent, stream.restarts
+
+
+async def failover(clients: GoogleClients, fake: FakeGoogle) -> dict[str, list[float]]:
+    google = GoogleTranslator(clients.translation, clients.project, clients.location, 1.0)
+    await google.load_languages()
+    local = FastTranslate()
+    await asyncio.to_thread(local.warm_up)
+    board = HealthBoard(probe_interval_s=3600)
+    catalog = EngineCatalog(frozenset({"en"}), [google, local], [], board, timeout_s=2.0)
+    chain = catalog.translator_for("en", "pt")
+    assert chain is not None
+    timings: dict[str, list[float]] = {"up": [], "first while down": [], "then": []}
+    for i in range(20):
+        started = time.monotonic()
+        await chain.translate([f"Sentence number {i} while Google is up."], "en", "pt")
+        timings["up"].append((time.monotonic() - started) * 1000)
+    fake.translation.down = True
+    for i in range(20):
+        started = time.monotonic()
+        await chain.translate([f"Sentence number {i} while Google is down."], "en", "pt")
+        timings["first while down" if i == 0 else "then"].append(
+            (time.monotonic() - started) * 1000)
+    await board.close()
+    return timings
+
+
+async def speech_first_audio(clients: GoogleClients) -> tuple[list[float], list[float]]:
+    tts = GoogleTts(clients.tts, {}, 48000, 5.0)
+    await tts.load_voices()
+    firsts, wholes = [], []
+    for _ in range(5):
+        started = time.monotonic()
+        first = None
+        async for _chunk in tts.synthesize(
+                "And so my fellow Americans, ask not what your country can do for you.", "en"):
+            first = first or time.monotonic() - started
+        firsts.append((first or 0) * 1000)
+        wholes.append((time.monotonic() - started) * 1000)
+    return firsts, wholes
+
+
+async def main() -> None:
+    settings = Settings.load()
+    recognizer = await asyncio.to_thread(WhisperRecognizer, whisper_base_dir(settings.data_dir))
+    fake = FakeGoogle(recognizer)
+    await fake.start()
+    configured = settings.replace(google_endpoint=fake.address, google_project="bench")
+    clients = create_clients(configured, find_credentials(configured))
+    pcm = np.concatenate([np.zeros(8000, np.int16), load_pcm48(JFK, rate=16000)]).tobytes()
+    try:
+        for restart_s in (240.0, 3.0):
+            overhead, resent, restarts = await recognition(clients, fake, pcm, restart_s)
+            print(f"recognition, restart after {restart_s:g} s: final received {len(overhead)}"
+                  f" finals, our share p50 {percentile(overhead, 50):.1f} ms, "
+                  f"max {max(overhead):.1f} ms; {restarts} restarts re-sent "
+                  f"{resent * 100:.1f} % of the audio")
+        for name, values in (await failover(clients, fake)).items():
+            print(f"translation {name}: p50 {percentile(values, 50):.1f} ms, "
+                  f"max {max(values):.1f} ms ({len(values)} calls)")
+        firsts, wholes = await speech_first_audio(clients)
+        print(f"streaming voice: first audio p50 {percentile(firsts, 50):.0f} ms, whole "
+              f"sentence p50 {percentile(wholes, 50):.0f} ms "
+              f"(ratio {percentile(firsts, 50) / percentile(wholes, 50):.2f})")
+    finally:
+        await clients.close()
+        await fake.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
