@@ -174,3 +174,15 @@ async def test_permission_errors_are_not_retried(
     with pytest.raises(SpeechStreamFailed, match=r"PermissionDenied|PERMISSION_DENIED"):
         await stream_speech(google_clients, jfk16, GoogleSpeechConfig())
     assert len(fake_google.speech.streams) == 1
+
+
+async def test_a_stream_stalled_before_any_speech_was_reported_is_restarted(
+        google_clients: GoogleClients, fake_google: FakeGoogle, jfk16: bytes) -> None:
+    """The provider falls silent before it reports the speech: loud audio going
+    unanswered restarts the stream, which hears that speech again."""
+    fake_google.speech.faults.stall_after_ms = 300  # inside the lead silence
+    events, restarts = await stream_speech(
+        google_clients, jfk16, GoogleSpeechConfig(stall_timeout_s=2.5))
+    check_captions(events)
+    outcomes = [s.outcome for s in fake_google.speech.streams]
+    assert outcomes[0] == "stalled" and restarts >= 1, outcomes

@@ -147,6 +147,7 @@ class FakeSpeech:
         utterance: int | None = None  # first sample of the open utterance
         speech_end = 0
         last_interim = 0
+        interim: asyncio.Future[tuple[str, int]] | None = None
         try:
             while True:
                 item = await received.get()
@@ -175,20 +176,32 @@ class FakeSpeech:
                         yield speech.StreamingRecognizeResponse(
                             speech_event_type=_Event.SPEECH_ACTIVITY_END,
                             speech_event_offset=_ms(speech_end))
+                        if interim is not None:
+                            interim.cancel()
+                            interim = None
                         yield await self._final(record, audio, utterance, speech_end, language)
                         utterance = None
-                if interims and utterance is not None and \
+                if interim is not None and interim.done():  # sent once decoded
+                    text, end = interim.result()
+                    interim = None
+                    if text and utterance is not None:
+                        yield _interim(text, end)
+                if interims and interim is None and utterance is not None and \
                         scanned - last_interim >= INTERIM_EVERY_MS * RATE // 1000:
+                    # Decoded aside, so that voice activity is reported without delay.
                     last_interim = scanned
-                    text = await self._decode(bytes(audio[utterance * 2:scanned * 2]),
-                                              language, final=False)
-                    if text:
-                        yield _interim(text, scanned)
+                    interim = asyncio.ensure_future(self._decode_until(
+                        bytes(audio[utterance * 2:scanned * 2]), language, scanned))
             if utterance is not None and stall_at_ms is None:  # half-closed mid-utterance
                 yield await self._final(record, audio, utterance, len(audio) // 2, language)
             record.outcome = "completed"
         finally:
             reader.cancel()
+            if interim is not None:
+                interim.cancel()
+
+    async def _decode_until(self, audio: bytes, language: str, end: int) -> tuple[str, int]:
+        return await self._decode(audio, language, final=False), end
 
     async def _final(self, record: StreamRecord, audio: bytearray, start: int, end: int,
                      language: str) -> speech.StreamingRecognizeResponse:

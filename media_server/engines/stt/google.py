@@ -14,6 +14,8 @@ open) after `restart_s`, or anyhow at `max_stream_s`; the next stream first hear
 again what no final covers yet, and its offsets are moved by where it starts, so
 no final is lost or repeated. `UNAVAILABLE`, `ABORTED`, `INTERNAL`, a deadline or a
 stall (no result for `stall_timeout_s` during speech) restart it with backoff;
+loud audio that goes unanswered twice as long (a stall before any speech was
+reported, or just noise) restarts it without counting as a failure;
 past `retries` in a row, or on any other error, the stream fails with
 `SpeechStreamFailed` and the fallback adapter takes over.
 """
@@ -30,6 +32,7 @@ from datetime import timedelta
 from typing import cast
 
 import grpc
+import numpy as np
 from google.api_core import exceptions
 from google.cloud.speech_v2 import SpeechAsyncClient
 from google.cloud.speech_v2.types import cloud_speech as speech
@@ -44,10 +47,12 @@ log = logging.getLogger(__name__)
 
 CHUNK_SAMPLES = ms_to_samples(100)
 BURST_MS = 2000  # re-sent audio at a stream's start may run this far ahead of real time
-PREROLL_MS = 1000  # outside speech, a restart re-sends this much (speech not yet reported)
+PREROLL_MS = 1500  # outside speech, a restart re-sends this much (speech not yet reported)
 PAD_MS = 300  # and this much before an open utterance's reported start
 MAX_RESEND_MS = 30000
 STABLE = 0.8  # an interim result this stable is taken as settled
+STALL_CHECK_S = 0.25
+LOUD_RMS = 0.01 * 32768  # -40 dBFS: louder than room tone, quieter than speech
 RETRYABLE = (exceptions.ServiceUnavailable, exceptions.Aborted, exceptions.InternalServerError,
              exceptions.DeadlineExceeded)
 _Event = speech.StreamingRecognizeResponse.SpeechEventType
@@ -65,6 +70,11 @@ class _Stalled(Exception):
     """No result for too long while an utterance is open."""
 
 
+class _Quiet(Exception):
+    """Loud audio went unanswered for long: a stall before any speech was reported,
+    or noise. The stream restarts; it is not counted as a failure."""
+
+
 @dataclass(frozen=True)
 class GoogleSpeechConfig:
     model: str = "long"
@@ -80,6 +90,11 @@ def _samples(offset: object) -> int:
     if isinstance(offset, duration_pb2.Duration):
         offset = offset.ToTimedelta()
     return round(offset.total_seconds() * STT_SAMPLE_RATE) if isinstance(offset, timedelta) else 0
+
+
+def _loud(pcm: bytes) -> bool:
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    return bool(samples.size) and float(np.sqrt(np.mean(samples**2))) > LOUD_RMS
 
 
 class GoogleSpeech:
@@ -128,6 +143,8 @@ class GoogleSpeechStream:
         self._sent = 0  # the current stream has heard audio up to this sample
         self._utterance_start: int | None = None  # the open utterance's first sample
         self._interim = ""
+        # Loud audio sent with no answer since: where it began (sample) and when (clock).
+        self._unanswered: tuple[int, float] | None = None
         self.restarts = 0
         self._task = asyncio.create_task(self._run(), name="google-stt")
 
@@ -166,6 +183,8 @@ class GoogleSpeechStream:
                     if await self._one_stream(origin):
                         break
                     failures = 0
+                except _Quiet as exc:  # maybe a stall, maybe noise: not a failure
+                    log.info("Google speech stream restarted", extra={"reason": str(exc)})
                 except (*RETRYABLE, _Stalled) as exc:
                     failures += 1
                     if failures > self._config.retries:
@@ -190,11 +209,15 @@ class GoogleSpeechStream:
 
     def _resend_from(self) -> int:
         """Where the next stream starts: after what is final or known to be quiet."""
+        pad = ms_to_samples(PAD_MS)
         if self._utterance_start is not None:
-            start = max(self._covered, self._utterance_start - ms_to_samples(PAD_MS))
+            start = self._utterance_start - pad
         else:
-            start = max(self._covered, self._sent - ms_to_samples(PREROLL_MS))
-        return max(start, self._audio.end - ms_to_samples(MAX_RESEND_MS))
+            start = self._sent - ms_to_samples(PREROLL_MS)
+        if self._unanswered is not None:  # speech the provider may not have reported yet
+            start = min(start, self._unanswered[0] - pad)
+        self._unanswered = None
+        return max(self._covered, start, self._audio.end - ms_to_samples(MAX_RESEND_MS))
 
     async def _one_stream(self, origin: int) -> bool:
         """Run one gRPC stream from `origin`; True once all audio is heard after end()."""
@@ -223,27 +246,45 @@ class GoogleSpeechStream:
                     await asyncio.sleep(ahead_ms / 1000)
                     continue
                 pcm = self._audio.slice(self._sent, last)
+                if self._unanswered is None and _loud(pcm):
+                    self._unanswered = (self._sent, time.monotonic())
                 self._sent = last
                 yield speech.StreamingRecognizeRequest(audio=pcm)
 
         call = await self._client.streaming_recognize(
             requests=requests(), retry=None, timeout=self._config.max_stream_s + 60)
         responses = aiter(call)
+        answered = time.monotonic()
+        pending: asyncio.Future[speech.StreamingRecognizeResponse] | None = None
         try:
             while True:
-                open_utterance = self._utterance_start is not None
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(responses))
+                done, _ = await asyncio.wait({pending}, timeout=STALL_CHECK_S)
+                if not done:
+                    self._check_stall(answered)
+                    continue
                 try:
-                    async with asyncio.timeout(
-                            self._config.stall_timeout_s if open_utterance else None):
-                        response = await anext(responses)
+                    response = pending.result()
                 except StopAsyncIteration:
                     break
-                except TimeoutError:
-                    raise _Stalled(f"no result for {self._config.stall_timeout_s} s") from None
+                pending = None
+                answered = time.monotonic()
+                self._unanswered = None
                 self._on_response(response, origin)
         finally:
+            if pending is not None:
+                pending.cancel()
             cast(grpc.aio.Call, call).cancel()  # stops our request generator too
         return not restart and self._ended and self._sent >= self._audio.end
+
+    def _check_stall(self, answered: float) -> None:
+        now = time.monotonic()
+        if self._utterance_start is not None and now - answered > self._config.stall_timeout_s:
+            raise _Stalled(f"no result for {self._config.stall_timeout_s} s during speech")
+        if self._unanswered is not None and \
+                now - self._unanswered[1] > 2 * self._config.stall_timeout_s:
+            raise _Quiet(f"loud audio unanswered for {2 * self._config.stall_timeout_s} s")
 
     # -- responses -> events ----------------------------------------------------
 
