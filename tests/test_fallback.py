@@ -117,8 +117,9 @@ async def test_recognition_moves_to_whisper_mid_utterance_and_back(
     hears again what no final covers and finishes the utterance; once Google answers
     probes again, the stream returns to it after the next final."""
     board = HealthBoard(probe_interval_s=0.3)
+    # retries=0: a mid-stream abort can reach the client as INTERNAL; fail over at once.
     google = GoogleSpeech(google_clients.speech, google_clients.project,
-                          google_clients.location, GoogleSpeechConfig())
+                          google_clients.location, GoogleSpeechConfig(retries=0))
     local = adapter(engines)
     speech = FallbackSpeech([(google, board.register("stt", "google", _stt_probe(google))),
                              (local, board.register("stt", local.name, _stt_probe(local)))])

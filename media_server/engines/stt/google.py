@@ -212,7 +212,7 @@ class GoogleSpeechStream:
         pad = ms_to_samples(PAD_MS)
         if self._utterance_start is not None:
             start = self._utterance_start - pad
-        else:
+        else:  # (from the last final's end: words lost are worse than a word heard twice)
             start = self._sent - ms_to_samples(PREROLL_MS)
         if self._unanswered is not None:  # speech the provider may not have reported yet
             start = min(start, self._unanswered[0] - pad)
