@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 
 import grpc
@@ -26,9 +27,9 @@ from tests.google_fake.speech import StreamRecord
 from tests.rtc_client import load_pcm48
 
 # JFK's phrases: each must be captioned exactly once, whatever restarts happen.
-# ("Ask not", alone between pauses, is at times heard as "is not" by Whisper base.)
-PHRASES = ("fellow americans", "what your country can do for you",
-           "what you can do for your country")
+# (Whisper base hears some words of a cut-off stretch differently at times: "ask not"
+# as "is not", "your country" as "you are complete"; these anchors it keeps.)
+PHRASES = ("fellow americans", "can do for you", "do for your country")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,8 @@ def check_captions(events: list[SpeechEvent], extra_ms: int = 0) -> str:
     text = " ".join(f.text for f in finals)
     assert wer(JFK_TEXT, text) <= 0.15, text
     for phrase in PHRASES:
-        assert normalise(text).count(phrase) == 1, f"{phrase!r} not exactly once in {text!r}"
+        found = len(re.findall(rf"\b{phrase}\b", normalise(text)))
+        assert found == 1, f"{phrase!r} {found} times in {text!r}"
     return text
 
 
