@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,6 +30,29 @@ class SpeechEvent:
     end_ms: int = 0
     stability: float = 0.0  # share of `text` that later interims keep (0..1)
     stable_chars: int = 0  # the first `stable_chars` characters of `text` will not change
+
+
+class SpeechEvents:
+    """A stream's events on their way to its one consumer: events, then the end
+    (`close`) or a failure (`fail`), which the consumer's loop raises."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[SpeechEvent | BaseException | None] = asyncio.Queue()
+
+    def put(self, event: SpeechEvent) -> None:
+        self._queue.put_nowait(event)
+
+    def fail(self, error: BaseException) -> None:
+        self._queue.put_nowait(error)
+
+    def close(self) -> None:
+        self._queue.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[SpeechEvent]:
+        while (item := await self._queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
 
 class SpeechStream(Protocol):

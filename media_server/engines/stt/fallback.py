@@ -16,6 +16,7 @@ from media_server.engines.stt.audio_backlog import AudioBacklog
 from media_server.engines.stt.base import (
     SpeechEvent,
     SpeechEventKind,
+    SpeechEvents,
     SpeechStream,
     SpeechStreamFailed,
     SpeechToText,
@@ -55,7 +56,7 @@ class FallbackSpeechStream:
         self._ended = False
         self._replaying = False  # new audio waits in the backlog while a substitute catches up
         self._failures_in_row = 0
-        self._events: asyncio.Queue[SpeechEvent | BaseException | None] = asyncio.Queue()
+        self._events = SpeechEvents()
         self._current = in_order(entries)[0]
         self._origin = 0  # the sample where the current provider's stream began
         self._inner: SpeechStream = self._open(self._current[0])
@@ -91,13 +92,10 @@ class FallbackSpeechStream:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         await self._inner.aclose()
-        self._events.put_nowait(None)
+        self._events.close()
 
-    async def __aiter__(self) -> AsyncIterator[SpeechEvent]:
-        while (item := await self._events.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+    def __aiter__(self) -> AsyncIterator[SpeechEvent]:
+        return aiter(self._events)
 
     # -- following the current provider ---------------------------------------
 
@@ -108,11 +106,11 @@ class FallbackSpeechStream:
             except Exception as exc:
                 self._failures_in_row += 1
                 if not await self._take_over(exc):
-                    self._events.put_nowait(SpeechStreamFailed(f"speech recognition: {exc!r}"))
+                    self._events.fail(SpeechStreamFailed(f"speech recognition: {exc!r}"))
                     return
                 continue
             if finished:
-                self._events.put_nowait(None)
+                self._events.close()
                 return
             await self._switch(self._preferred())  # back to a provider that recovered
 
@@ -122,7 +120,7 @@ class FallbackSpeechStream:
         origin_ms = samples_to_ms(self._origin)
         async for event in self._inner:
             if event.kind is SpeechEventKind.END:
-                self._events.put_nowait(event)
+                self._events.put(event)
                 return True
             event = SpeechEvent(event.kind, event.text, event.start_ms + origin_ms,
                                 event.end_ms + origin_ms, event.stability, event.stable_chars)
@@ -132,9 +130,9 @@ class FallbackSpeechStream:
                 self._utterance_open = True
             elif not self._utterance_open:
                 self._utterance_open = True
-                self._events.put_nowait(SpeechEvent(SpeechEventKind.START,
+                self._events.put(SpeechEvent(SpeechEventKind.START,
                                                     start_ms=event.start_ms))
-            self._events.put_nowait(event)
+            self._events.put(event)
             self._failures_in_row = 0
             if event.kind is SpeechEventKind.FINAL:
                 self._utterance_open = False

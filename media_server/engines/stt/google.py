@@ -41,7 +41,12 @@ from google.protobuf import duration_pb2
 from media_server.audio import STT_SAMPLE_RATE, ms_to_samples, samples_to_ms
 from media_server.engines.google_languages import LOCALES, locale_for
 from media_server.engines.stt.audio_backlog import AudioBacklog
-from media_server.engines.stt.base import SpeechEvent, SpeechEventKind, SpeechStreamFailed
+from media_server.engines.stt.base import (
+    SpeechEvent,
+    SpeechEventKind,
+    SpeechEvents,
+    SpeechStreamFailed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +142,7 @@ class GoogleSpeechStream:
         self._config = config
         self._audio = AudioBacklog()
         self._audio_ready = asyncio.Event()
-        self._events: asyncio.Queue[SpeechEvent | BaseException | None] = asyncio.Queue()
+        self._events = SpeechEvents()
         self._ended = False
         self._covered = 0  # audio before this sample is final, or was heard as quiet
         self._sent = 0  # the current stream has heard audio up to this sample
@@ -163,13 +168,10 @@ class GoogleSpeechStream:
         self._ended = True
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
-        self._events.put_nowait(None)
+        self._events.close()
 
-    async def __aiter__(self) -> AsyncIterator[SpeechEvent]:
-        while (item := await self._events.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+    def __aiter__(self) -> AsyncIterator[SpeechEvent]:
+        return aiter(self._events)
 
     # -- streams and restarts ---------------------------------------------------
 
@@ -202,10 +204,10 @@ class GoogleSpeechStream:
                 self.restarts += 1
             if self._utterance_start is not None:  # no final came for the last words
                 self._final(self._interim, self._audio.end)
-            self._events.put_nowait(SpeechEvent(SpeechEventKind.END))
-            self._events.put_nowait(None)
+            self._events.put(SpeechEvent(SpeechEventKind.END))
+            self._events.close()
         except SpeechStreamFailed as exc:
-            self._events.put_nowait(exc)
+            self._events.fail(exc)
 
     def _resend_from(self) -> int:
         """Where the next stream starts: after what is final or known to be quiet."""
@@ -309,7 +311,7 @@ class GoogleSpeechStream:
             self._open(self._covered)
         assert self._utterance_start is not None
         self._interim = text
-        self._events.put_nowait(SpeechEvent(
+        self._events.put(SpeechEvent(
             SpeechEventKind.INTERIM, text, samples_to_ms(self._utterance_start),
             samples_to_ms(origin + _samples(results[-1].result_end_offset)),
             stability=results[0].stability,
@@ -318,7 +320,7 @@ class GoogleSpeechStream:
     def _open(self, start: int) -> None:
         self._utterance_start = max(start, self._covered)
         self._interim = ""
-        self._events.put_nowait(SpeechEvent(SpeechEventKind.START,
+        self._events.put(SpeechEvent(SpeechEventKind.START,
                                             start_ms=samples_to_ms(self._utterance_start)))
 
     def _final(self, text: str, end: int) -> None:
@@ -329,7 +331,7 @@ class GoogleSpeechStream:
             self._open(self._covered)
         assert self._utterance_start is not None
         end = max(end, self._utterance_start)
-        self._events.put_nowait(SpeechEvent(
+        self._events.put(SpeechEvent(
             SpeechEventKind.FINAL, text, samples_to_ms(self._utterance_start),
             samples_to_ms(end), stability=1.0, stable_chars=len(text)))
         self._covered = max(self._covered, end)
