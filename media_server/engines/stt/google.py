@@ -272,7 +272,6 @@ class GoogleSpeechStream:
                     break
                 pending = None
                 answered = time.monotonic()
-                self._unanswered = None
                 self._on_response(response, origin)
         finally:
             if pending is not None:
@@ -291,6 +290,10 @@ class GoogleSpeechStream:
     # -- responses -> events ----------------------------------------------------
 
     def _on_response(self, response: speech.StreamingRecognizeResponse, origin: int) -> None:
+        reaches = origin + max([_samples(response.speech_event_offset)] + [
+            _samples(r.result_end_offset) for r in response.results])
+        if self._unanswered is not None and reaches >= self._unanswered[0]:
+            self._unanswered = None  # answered only by news of that audio, not older
         if response.speech_event_type == _Event.SPEECH_ACTIVITY_BEGIN:
             if self._utterance_start is None:
                 self._open(origin + _samples(response.speech_event_offset))
