@@ -1,4 +1,4 @@
-"""Speech events -> caption messages with utterance ids, revisions and session offsets.
+"""Speech events -> caption messages with utterance ids, revisions and room offsets.
 
 One builder per speaker. An utterance opens with its first interim or final and
 closes with its final; every message of it has the same `utterance_id` and a
@@ -19,11 +19,12 @@ class CaptionBuilder:
         self._speaker_id = speaker_id
         self.speaker_name = speaker_name
         self.lang = lang
-        self._offset_ms = offset_ms  # where the speech stream starts in session time
+        # Where the speech stream starts on the room's clock: speakers join at any time.
+        self.offset_ms = offset_ms
         self._sequence = 0
         self._revision = 0
         self._open = False
-        self._last_text: str | None = None
+        self._last: CaptionMessage | None = None
 
     @property
     def current_utterance_id(self) -> str:
@@ -33,10 +34,20 @@ class CaptionBuilder:
         """The same interim again with its translation, as the utterance's next revision;
         None once that interim is no longer the latest word of an open utterance."""
         if (not self._open or caption.utterance_id != self.current_utterance_id
-                or caption.text != self._last_text):
+                or self._last is None or caption.text != self._last.text):
             return None
         self._revision += 1
         return dataclasses.replace(caption, revision=self._revision, translation=translation)
+
+    def close(self) -> CaptionMessage | None:
+        """An empty final for the utterance on screen (the speaker left mid-sentence);
+        None when no utterance is open."""
+        if not self._open or self._last is None:
+            return None
+        self._open = False
+        self._revision += 1
+        return dataclasses.replace(self._last, revision=self._revision, status="final",
+                                   text="", stable_chars=0, translation=None)
 
     def on_event(self, event: SpeechEvent) -> CaptionMessage | None:
         """Return the caption to send for this event, or None if it changes nothing."""
@@ -49,21 +60,22 @@ class CaptionBuilder:
             self._sequence += 1
             self._revision = 0
             self._open = True
-            self._last_text = None
-        if not final and event.text == self._last_text:
+            self._last = None
+        if not final and self._last is not None and event.text == self._last.text:
             return None
         self._revision += 1
-        self._last_text = event.text
         if final:
             self._open = False
-        return CaptionMessage(
+        self._last = CaptionMessage(
             utterance_id=self.current_utterance_id,
             revision=self._revision,
             status="final" if final else "interim",
             speaker=self.speaker_name,
+            speaker_id=self._speaker_id,
             lang=self.lang,
             text=event.text,
-            start_ms=self._offset_ms + event.start_ms,
-            end_ms=self._offset_ms + event.end_ms,
+            start_ms=self.offset_ms + event.start_ms,
+            end_ms=self.offset_ms + event.end_ms,
             stable_chars=event.stable_chars,
         )
+        return self._last

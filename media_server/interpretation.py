@@ -1,6 +1,10 @@
-"""Captions -> the listener's language: finals translated before they go out, interims
-sent at once and again with their translation (latest wins, at most every
-`interval_ms`), final translations handed on to be spoken."""
+"""One speaker's captions -> every language read in the room.
+
+Finals are translated (once per target language, concurrently) before they go
+out, then spoken. Interims go out at once in the original and again with their
+translations (latest wins, at most every `interval_ms`). A translation that fails
+or times out leaves its readers with the original and an error saying so.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,13 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
 
 from media_server.captions import CaptionBuilder
 from media_server.engines.catalog import EngineCatalog
-from media_server.protocol import (
-    CaptionMessage,
-    ErrorMessage,
-    ServerMessage,
-    StateMessage,
-    Translation,
-)
+from media_server.metrics import TRANSLATIONS
+from media_server.participant import Participant
+from media_server.protocol import CaptionMessage, ErrorMessage, StateMessage, Translation
+from media_server.room import Room
 
 log = logging.getLogger(__name__)
 TRANSLATE_TIMEOUT_S = 5.0
@@ -30,16 +30,14 @@ class Interpreter:
         self,
         catalog: EngineCatalog,
         captions: CaptionBuilder,
-        target: Callable[[], str],
-        send: Callable[[ServerMessage], None],
-        speak: Callable[[CaptionMessage], None],
+        room: Room,
+        speaker: Participant,
         interval_ms: int = 300,
     ) -> None:
         self._catalog = catalog
         self._captions = captions
-        self._target = target
-        self._send = send
-        self._speak = speak
+        self._room = room
+        self._speaker = speaker
         self._interval = interval_ms / 1000
         self._latest: CaptionMessage | None = None
         self._wake = asyncio.Event()
@@ -51,36 +49,45 @@ class Interpreter:
             await self._debouncer
 
     async def on_caption(self, caption: CaptionMessage) -> None:
-        target = self._target()
-        if target == caption.lang or not caption.text:
-            self._send(caption)  # nothing to translate (an empty final closes an interim)
+        targets = self._room.target_languages() - {caption.lang}
+        if not targets or not caption.text:
+            self._room.broadcast(caption, {})  # an empty final closes what is on screen
             return
         if caption.status == "interim":
-            self._send(caption)
+            self._room.broadcast(caption, {})
             self._latest = caption
             self._wake.set()
             return
         self._latest = None
-        self._send(StateMessage("translating"))
-        text = await self._translate(caption.text, caption.lang, target)
-        translated = caption if text is None else dataclasses.replace(
-            caption, translation=Translation(target, text))
-        self._send(translated)
-        if translated.translation is not None:
-            self._speak(translated)
+        self._speaker.send(StateMessage("translating"))
+        translations = await self._translate(caption, targets)
+        translated = {lang: dataclasses.replace(caption, translation=Translation(lang, text))
+                      for lang, text in translations.items()}
+        self._room.broadcast(caption, translated)
+        ends_at = self._room.wall_time(caption.end_ms)
+        for version in translated.values():
+            self._room.speech.speak(version, ends_at)
 
-    async def _translate(self, text: str, source: str, target: str) -> str | None:
-        translator = self._catalog.translator_for(source, target)
+    async def _translate(self, caption: CaptionMessage, targets: set[str]) -> dict[str, str]:
+        """The caption's text in each target language that could be translated."""
+        langs = sorted(targets)
+        results = await asyncio.gather(*(self._translate_one(caption, lang) for lang in langs))
+        return {lang: text for lang, text in zip(langs, results, strict=True) if text is not None}
+
+    async def _translate_one(self, caption: CaptionMessage, target: str) -> str | None:
+        translator = self._catalog.translator_for(caption.lang, target)
         if translator is None:
-            return None  # the pair was refused at session creation / set_language
+            return None  # nobody serves the pair: its readers get the original
+        TRANSLATIONS.labels(caption.status).inc()
         try:
             [result] = await asyncio.wait_for(
-                translator.translate([text], source, target), TRANSLATE_TIMEOUT_S)
+                translator.translate([caption.text], caption.lang, target), TRANSLATE_TIMEOUT_S)
         except Exception as exc:
-            log.warning("translation failed", extra={"error": repr(exc),
-                                                     "provider": translator.name})
-            self._send(ErrorMessage("translation_failed",
-                                    f"could not translate into {target!r}; showing the original"))
+            log.warning("translation failed", extra={
+                "error": repr(exc), "provider": translator.name, "target": target,
+                "utterance_id": caption.utterance_id})
+            self._room.tell_readers_of(target, ErrorMessage(
+                "translation_failed", f"could not translate into {target!r}; showing the original"))
             return None
         return result
 
@@ -92,11 +99,12 @@ class Interpreter:
             if caption is None:
                 continue
             started = time.monotonic()
-            target = self._target()
-            if target != caption.lang:
-                text = await self._translate(caption.text, caption.lang, target)
-                if text is not None:
-                    revised = self._captions.revise(caption, Translation(target, text))
-                    if revised is not None:
-                        self._send(revised)
+            targets = self._room.target_languages() - {caption.lang}
+            translations = await self._translate(caption, targets)
+            revised = {}
+            for lang, text in translations.items():
+                revision = self._captions.revise(caption, Translation(lang, text))
+                if revision is not None:
+                    revised[lang] = revision
+            self._room.broadcast(None, revised)
             await asyncio.sleep(max(0.0, self._interval - (time.monotonic() - started)))

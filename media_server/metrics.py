@@ -19,3 +19,16 @@ ENGINE_ERRORS = Counter(
     "live_interpreter_engine_errors_total",
     "Failed engine calls (before any fallback).",
     ["kind", "provider"], registry=REGISTRY)
+TRANSLATIONS = Counter(
+    "live_interpreter_caption_translations_total",
+    "Captions translated for a room: one per caption revision and target language, "
+    "however many listeners read that language.",
+    ["status"], registry=REGISTRY)
+SYNTHESES = Counter(
+    "live_interpreter_speech_syntheses_total",
+    "Spoken translations synthesised: one per final and language listened to.",
+    registry=REGISTRY)
+STALE_CLIPS = Counter(
+    "live_interpreter_stale_clips_dropped_total",
+    "Spoken-translation clips dropped because they would have played too late.",
+    registry=REGISTRY)

@@ -1,9 +1,9 @@
 """One participant's RTCPeerConnection: offer/answer, tracks, data channel, clean-up.
 
-Everything a peer starts (tasks, the speech stream, its speaker slot) is released
-by `close()`, whichever way the peer ends: DELETE, a `bye` on the data channel,
-ICE failure, or silence past the inactivity timeout (a closed tab is otherwise
-only noticed by aiortc after ~30 s).
+Everything a peer starts (tasks, the speech stream, its speaker slot, its place in
+the room) is released by `close()`, whichever way the peer ends: DELETE, a `bye`
+on the data channel, ICE failure, or silence past the inactivity timeout (a
+closed tab is otherwise only noticed by aiortc after ~30 s).
 """
 
 from __future__ import annotations
@@ -26,52 +26,32 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
 
-from media_server.audio import resample_pcm
 from media_server.captions import CaptionBuilder
-from media_server.echo_guard import EchoGuard
 from media_server.engines.catalog import EngineCatalog
 from media_server.engines.stt.base import SpeechToText
 from media_server.errors import BadRequest, Conflict, InterpreterError
 from media_server.interpretation import Interpreter
 from media_server.log import session_id_var
+from media_server.participant import Participant
 from media_server.pipeline import SpeakerPipeline
-from media_server.playout import RATE as PLAYOUT_RATE
-from media_server.playout import Clip, PlayoutTrack
 from media_server.protocol import (
     CHANNEL_LABEL,
     Bye,
-    CaptionMessage,
     ErrorMessage,
     Ping,
     PongMessage,
     ProtocolError,
-    ServerMessage,
     SetLanguage,
     SetMonitor,
     SetTts,
-    SpeechMessage,
     StateMessage,
     parse_client_message,
 )
+from media_server.room import Room
 
 log = logging.getLogger(__name__)
 
-# Past this much unsent data on the channel the client is not keeping up: interims wait.
-MAX_BUFFERED_BYTES = 256 * 1024
 WATCHDOG_PERIOD_S = 0.5
-
-
-@dataclass(frozen=True)
-class SessionInfo:
-    id: str
-    room: str
-    name: str
-    source_lang: str
-    target_lang: str
-    speak: bool
-    participant_id: str
-    monitor: bool  # hear the spoken translation of one's own speech
-    stt_model: str = ""  # the speech provider's model; empty for its default
 
 
 @dataclass(frozen=True)
@@ -80,8 +60,6 @@ class PeerConfig:
     connect_timeout_s: float
     max_message_bytes: int
     interim_translation_interval_ms: int = 300
-    clip_gap_ms: int = 300
-    tts_max_delay_s: float = 10.0
 
 
 def _parse_candidate(entry: dict[str, Any]) -> RTCIceCandidate | None:
@@ -106,17 +84,17 @@ def _parse_candidate(entry: dict[str, Any]) -> RTCIceCandidate | None:
 class Peer:
     def __init__(
         self,
-        info: SessionInfo,
+        participant: Participant,
+        room: Room,
         stt: SpeechToText | None,
         catalog: EngineCatalog,
         limits: PeerConfig,
         on_closed: Callable[[Peer], Awaitable[None]],
         rtc_config: RTCConfiguration,
     ) -> None:
-        self.info = info
-        self.target_lang = info.target_lang
-        self.monitor = info.monitor
-        self.tts_enabled = True
+        self.participant = participant
+        self.info = participant.info
+        self.room = room
         self._stt = stt
         self._catalog = catalog
         self._limits = limits
@@ -130,19 +108,14 @@ class Peer:
         self.close_reason = ""
         self._created = time.monotonic()
         self._last_activity = self._created
-        self._channel: RTCDataChannel | None = None
-        self._outbox: list[ServerMessage] = []  # state and finals sent before the channel opens
+        # Inactivity is judged only on what shows activity: a data channel (pings) or
+        # incoming media. A WHEP player has neither; ICE consent checks end it.
+        self._watch_activity = False
         self._pipeline: SpeakerPipeline | None = None
-        # Only someone who hears their own interpretation can feed it back.
-        self._echo_guard = EchoGuard(lambda: self.monitor and self.tts_enabled)
-        self._playout = PlayoutTrack(self._on_clip_start, self._on_playout_idle,
-                                     self._on_clip_dropped, self._echo_guard.played,
-                                     limits.clip_gap_ms, limits.tts_max_delay_s)
-        self._to_speak: asyncio.Queue[CaptionMessage] = asyncio.Queue(maxsize=32)
+        self._interpreter: Interpreter | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        session_id_var.set(info.id)
+        session_id_var.set(self.info.id)
         self._spawn(self._watchdog(), "watchdog")
-        self._spawn(self._synthesize_queued(), "tts")
 
     # -- signaling ------------------------------------------------------------
 
@@ -160,7 +133,7 @@ class Peer:
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             if "m=audio" in sdp:
-                self.pc.addTrack(self._playout)  # the return track, before the answer
+                self.pc.addTrack(self.participant.playout)  # the return track, before the answer
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except Exception as exc:
             # aiortc raises many kinds of errors on bad SDP. Start over with a fresh
@@ -188,18 +161,16 @@ class Peer:
     def _wire(self, pc: RTCPeerConnection) -> None:
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
-            if channel.label != CHANNEL_LABEL or self._channel is not None:
+            if channel.label != CHANNEL_LABEL or self.participant.channel.attached:
                 channel.close()
                 return
-            self._channel = channel
             channel.on("message", self._on_message)
-            if channel.readyState == "open":
-                self._flush_outbox()
-            else:
-                channel.on("open", self._flush_outbox)
+            self.participant.channel.attach(channel)
+            self._watch_activity = True
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
+            self._watch_activity = True
             if track.kind == "audio" and self.info.speak and self._pipeline is None:
                 self._start_pipeline(track)
             else:
@@ -212,7 +183,7 @@ class Peer:
             if state == "connected":
                 self._connected = True
                 self._last_activity = time.monotonic()
-                self.send(StateMessage("idle"))
+                self.participant.send(StateMessage("idle"))
             elif state in ("failed", "closed"):
                 await self.close(f"connection {state}")
 
@@ -220,12 +191,14 @@ class Peer:
 
     def _start_pipeline(self, track: MediaStreamTrack) -> None:
         assert self._stt is not None
-        stream = self._stt.open_stream(self.info.source_lang, model=self.info.stt_model)
-        captions = CaptionBuilder(self.info.participant_id, self.info.name, self.info.source_lang)
-        interpreter = Interpreter(self._catalog, captions, lambda: self.target_lang, self.send,
-                                  self._speak, self._limits.interim_translation_interval_ms)
-        self._pipeline = SpeakerPipeline(stream, captions, self.send, interpreter,
-                                         self._echo_guard)
+        info = self.info
+        stream = self._stt.open_stream(info.source_lang, model=info.stt_model)
+        captions = CaptionBuilder(info.participant_id, info.name, info.source_lang)
+        self._interpreter = Interpreter(self._catalog, captions, self.room, self.participant,
+                                        self._limits.interim_translation_interval_ms)
+        self._pipeline = SpeakerPipeline(stream, captions, self.participant.send,
+                                         self._interpreter, self.participant.echo_guard,
+                                         self.room.clock_ms)
         self._spawn(self._pipeline.run(), "pipeline")
         self._spawn(self._receive(track, self._pipeline), "receive")
 
@@ -249,91 +222,33 @@ class Peer:
 
     def _on_message(self, raw: str | bytes) -> None:
         self._last_activity = time.monotonic()
+        participant = self.participant
         try:
             message = parse_client_message(raw, self._limits.max_message_bytes)
         except ProtocolError as exc:
             log.info("bad data-channel message", extra={"code": exc.code})
-            self.send(ErrorMessage(exc.code, exc.message))
+            participant.send(ErrorMessage(exc.code, exc.message))
             return
         if isinstance(message, Ping):
-            self.send(PongMessage())
+            participant.send(PongMessage())
         elif isinstance(message, Bye):
             self._spawn(self.close("bye"), "close")
         elif isinstance(message, SetLanguage):
             self._set_language(message.target)
         elif isinstance(message, SetTts):
-            self.tts_enabled = message.enabled
-            if not message.enabled:
-                self._playout.clear()
+            participant.set_tts(message.enabled)
         elif isinstance(message, SetMonitor):
-            self.monitor = message.enabled
+            participant.monitor = message.enabled
 
     def _set_language(self, target: str) -> None:
         try:
-            self._catalog.check_pair(self.info.source_lang, target)
+            self._catalog.check_languages(self.info.source_lang, target, self.info.speak)
         except InterpreterError as exc:
-            self.send(ErrorMessage(exc.code, exc.message))
+            self.participant.send(ErrorMessage(exc.code, exc.message))
             return
-        self.target_lang = target  # the next caption is in it
-
-    def send(self, message: ServerMessage) -> None:
-        channel = self._channel
-        if channel is None or channel.readyState != "open":
-            if not (isinstance(message, CaptionMessage) and message.status == "interim"):
-                self._outbox.append(message)
-                del self._outbox[:-64]  # bounded: a client that never opens the channel
-            return
-        if (isinstance(message, CaptionMessage) and message.status == "interim"
-                and channel.bufferedAmount > MAX_BUFFERED_BYTES):
-            return  # latest-wins: the next interim or the final replaces it
-        channel.send(message.to_json())
-
-    def _flush_outbox(self) -> None:
-        outbox, self._outbox = self._outbox, []
-        for message in outbox:
-            self.send(message)
-
-    # -- spoken translation ------------------------------------------------------
-
-    def _speak(self, caption: CaptionMessage) -> None:
-        if not (self.tts_enabled and self.monitor and caption.translation):
-            return
-        try:
-            self._to_speak.put_nowait(caption)
-        except asyncio.QueueFull:
-            log.warning("speech queue full; clip skipped",
-                        extra={"utterance_id": caption.utterance_id})
-
-    async def _synthesize_queued(self) -> None:
-        while True:
-            caption = await self._to_speak.get()
-            assert caption.translation is not None
-            lang, text = caption.translation.lang, caption.translation.text
-            voice = self._catalog.voice_for(lang)
-            if voice is None:
-                self.send(ErrorMessage("no_voice", f"no voice speaks {lang!r} on this server"))
-                continue
-            try:
-                chunks = [chunk async for chunk in voice.synthesize(text, lang)]
-            except Exception as exc:
-                log.warning("synthesis failed", extra={"error": repr(exc),
-                                                       "provider": voice.name})
-                self.send(ErrorMessage("tts_failed", "the spoken translation failed"))
-                continue
-            pcm = b"".join(resample_pcm(c.pcm, c.sample_rate, PLAYOUT_RATE) for c in chunks)
-            self._playout.enqueue(Clip(pcm, caption.utterance_id, lang, caption.text))
-
-    def _on_clip_start(self, clip: Clip, track_ms: int) -> None:
-        session_ms = self._pipeline.audio_ms if self._pipeline is not None else track_ms
-        self._echo_guard.clip_started(clip.duration_ms / 1000, clip.source_text)
-        self.send(SpeechMessage(clip.utterance_id, clip.lang, session_ms, clip.duration_ms))
-        self.send(StateMessage("speaking"))
-
-    def _on_playout_idle(self) -> None:
-        self.send(StateMessage("idle"))
-
-    def _on_clip_dropped(self, clip: Clip) -> None:
-        log.warning("stale speech clip dropped", extra={"utterance_id": clip.utterance_id})
+        if target != self.participant.target_lang:
+            self.participant.target_lang = target  # the next caption is in it
+            self.room.changed(self.participant)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -350,7 +265,8 @@ class Peer:
             if not self._connected and now - self._created > self._limits.connect_timeout_s:
                 await self.close("not connected in time")
                 return
-            if self._connected and now - self._last_activity > self._limits.idle_timeout_s:
+            idle_s = now - self._last_activity
+            if self._connected and self._watch_activity and idle_s > self._limits.idle_timeout_s:
                 await self.close("inactive")
                 return
 
@@ -368,10 +284,10 @@ class Peer:
         await asyncio.gather(*others, return_exceptions=True)
         if self._pipeline is not None:
             await self._pipeline.aclose()
-        self._playout.stop()
+        if self._interpreter is not None:
+            await self._interpreter.aclose()
+        self.participant.close()
         await self.pc.close()
-        self._channel = None
-        self._outbox.clear()
         try:
             await self._on_closed(self)
         finally:

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import av
 
@@ -13,9 +14,8 @@ from media_server.audio import PcmResampler, samples_to_ms
 from media_server.captions import CaptionBuilder
 from media_server.echo_guard import EchoGuard
 from media_server.engines.stt.base import SpeechEventKind, SpeechStream, SpeechStreamFailed
-from media_server.interpretation import Interpreter
 from media_server.log import utterance_id_var
-from media_server.protocol import ErrorMessage, ServerMessage, StateMessage
+from media_server.protocol import CaptionMessage, ErrorMessage, ServerMessage, StateMessage
 
 log = logging.getLogger(__name__)
 
@@ -24,20 +24,28 @@ BEHIND_MS = 3000
 BEHIND_WARNING_INTERVAL_S = 30.0
 
 
+class CaptionSink(Protocol):
+    """Where captions go: the room's interpreter, or (alone, untranslated) the speaker."""
+
+    async def on_caption(self, caption: CaptionMessage) -> None: ...
+
+
 class SpeakerPipeline:
     def __init__(
         self,
         stream: SpeechStream,
         captions: CaptionBuilder,
         send: Callable[[ServerMessage], None],
-        interpreter: Interpreter | None = None,
+        interpreter: CaptionSink | None = None,
         echo_guard: EchoGuard | None = None,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self._stream = stream
         self._captions = captions
-        self._send = send
+        self._send = send  # to the speaker: state and errors
         self._interpreter = interpreter
         self._echo_guard = echo_guard
+        self._clock_ms = clock_ms  # the room's: where this speaker's audio starts on it
         self._resampler = PcmResampler()
         self._samples_in = 0
         self._last_behind_warning = 0.0
@@ -51,6 +59,8 @@ class SpeakerPipeline:
         if not isinstance(frame, av.AudioFrame):
             return  # aiortc types recv() loosely; an audio track only gives AudioFrames
         pcm = self._resampler.convert(frame)
+        if self._samples_in == 0 and self._clock_ms is not None:
+            self._captions.offset_ms = self._clock_ms()
         if self._echo_guard is not None:
             self._echo_guard.heard(self.audio_ms, pcm)
         self._samples_in += len(pcm) // 2
@@ -60,9 +70,18 @@ class SpeakerPipeline:
         self._stream.end()
 
     async def aclose(self) -> None:
+        """Stop; an utterance still open (the speaker left mid-sentence) is closed on
+        everyone's screen."""
         await self._stream.aclose()
-        if self._interpreter is not None:
-            await self._interpreter.aclose()
+        closing = self._captions.close()
+        if closing is not None:
+            await self._deliver(closing)
+
+    async def _deliver(self, caption: CaptionMessage) -> None:
+        if self._interpreter is None:
+            self._send(caption)
+        else:
+            await self._interpreter.on_caption(caption)
 
     async def run(self) -> None:
         """Turn the stream's events into messages until the stream ends."""
@@ -91,10 +110,7 @@ class SpeakerPipeline:
             caption = self._captions.on_event(event)
             if caption is None:
                 continue
-            if self._interpreter is None:
-                self._send(caption)
-            else:
-                await self._interpreter.on_caption(caption)
+            await self._deliver(caption)
             if caption.status == "final" and caption.text:
                 utterance_id_var.set(caption.utterance_id)
                 lag_ms = self.audio_ms - event.end_ms

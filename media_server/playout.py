@@ -2,17 +2,19 @@
 
 Frames are 20 ms of 48 kHz mono, timed from the track's first frame by their
 sample count (`t0 + pts / rate`), so the track never drifts however long it runs.
-Between clips there is silence (`gap_ms`); clips never overlap. A clip that would
-start more than `max_delay_s` after it was queued is dropped rather than played
-ever later, and reported.
+Between clips there is silence (`gap_ms`); clips never overlap. Clips from several
+speakers wait in the order their speech ended (not the order synthesis finished),
+and a clip that would start more than `max_delay_s` after its speech ended is
+dropped rather than played ever later, and reported: a listener hears the room a
+bounded time behind, however busy it gets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import fractions
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,7 +34,8 @@ class Clip:
     utterance_id: str
     lang: str
     source_text: str = ""  # the sentence this clip is a translation of
-    queued_at: float = field(default_factory=time.monotonic)
+    speaker_id: str = ""
+    ends_at: float = field(default_factory=time.monotonic)  # when its speech ended
 
     @property
     def duration_ms(self) -> int:
@@ -58,7 +61,7 @@ class PlayoutTrack(MediaStreamTrack):
         self._on_frame = on_frame  # each frame's PCM as it goes out (for the echo guard)
         self._gap_frames = gap_ms * RATE // 1000 // FRAME_SAMPLES
         self._max_delay = max_delay_s
-        self._queue: deque[Clip] = deque()
+        self._queue: list[Clip] = []  # by `ends_at`
         self._current: Clip | None = None
         self._offset = 0  # bytes of the current clip already sent
         self._silent_frames = self._gap_frames  # ready to start a clip at once
@@ -68,7 +71,7 @@ class PlayoutTrack(MediaStreamTrack):
 
     def enqueue(self, clip: Clip) -> None:
         if clip.pcm:
-            self._queue.append(clip)
+            bisect.insort(self._queue, clip, key=lambda queued: queued.ends_at)
 
     def clear(self) -> None:
         self._queue.clear()
@@ -110,8 +113,8 @@ class PlayoutTrack(MediaStreamTrack):
     def _start_next(self) -> None:
         now = time.monotonic()
         while self._queue:
-            clip = self._queue.popleft()
-            if now - clip.queued_at > self._max_delay:
+            clip = self._queue.pop(0)
+            if now - clip.ends_at > self._max_delay:
                 self._on_drop(clip)
                 continue
             self._current, self._offset, self._idle = clip, 0, False

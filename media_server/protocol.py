@@ -36,13 +36,14 @@ class CaptionMessage(_Wire):
     utterance_id: str
     revision: int
     status: Literal["interim", "final"]
-    speaker: str
+    speaker: str  # the speaker's display name
     lang: str
     text: str
     start_ms: int
     end_ms: int
     stable_chars: int = 0  # interims: this many leading characters will not change
     translation: Translation | None = None
+    speaker_id: str = ""  # the speaker's participant id
     type: Literal["caption"] = field(default="caption", init=False)
 
 
@@ -68,8 +69,9 @@ class SpeechMessage(_Wire):
 
     utterance_id: str
     lang: str
-    start_ms: int  # session time (as caption offsets) when the clip starts playing
+    start_ms: int  # room time (as caption offsets) when the clip starts playing
     duration_ms: int
+    speaker_id: str = ""  # whose words these are
     type: Literal["speech"] = field(default="speech", init=False)
 
 
@@ -85,13 +87,32 @@ class EngineMessage(_Wire):
 
 
 @dataclass(frozen=True, slots=True)
+class ParticipantInfo:
+    id: str
+    name: str
+    source_lang: str  # what they speak
+    target_lang: str  # what they read and hear
+    speak: bool  # False for a listener without a microphone
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantMessage(_Wire):
+    """Who is in the room: `present` (on joining, one per participant already there,
+    oneself included), then `joined`, `left` and `changed` (languages) as they happen."""
+
+    event: Literal["present", "joined", "left", "changed"]
+    participant: ParticipantInfo
+    type: Literal["participant"] = field(default="participant", init=False)
+
+
+@dataclass(frozen=True, slots=True)
 class PongMessage(_Wire):
     type: Literal["pong"] = field(default="pong", init=False)
 
 
 
 ServerMessage = (CaptionMessage | StateMessage | ErrorMessage | SpeechMessage | EngineMessage
-                 | PongMessage)
+                 | ParticipantMessage | PongMessage)
 
 
 # -- client -> server -------------------------------------------------------------

@@ -14,8 +14,10 @@ from media_server.engines.catalog import EngineCatalog
 from media_server.engines.fallback import HealthChange
 from media_server.engines.loader import Engines
 from media_server.errors import BadRequest, NotFound, Unavailable
-from media_server.peer import Peer, PeerConfig, SessionInfo
+from media_server.participant import Participant, SessionInfo
+from media_server.peer import Peer, PeerConfig
 from media_server.protocol import EngineMessage, ErrorMessage
+from media_server.room import Room, Rooms
 from media_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,13 +34,12 @@ class SessionRegistry:
         self._engines = engines
         self._peers: dict[str, Peer] = {}
         self.speakers = SpeakerSlots(settings.max_speakers, engines.scheduler)
+        self.rooms = Rooms(engines.catalog, settings.max_room_participants)
         self._limits = PeerConfig(
             idle_timeout_s=settings.peer_idle_timeout_s,
             connect_timeout_s=settings.offer_timeout_s,
             max_message_bytes=settings.max_message_bytes,
             interim_translation_interval_ms=settings.interim_translation_interval_ms,
-            clip_gap_ms=settings.tts_clip_gap_ms,
-            tts_max_delay_s=settings.tts_max_delay_s,
         )
         # The server's own ICE: no STUN unless configured (a media server with a
         # public address needs none, and an unreachable one delays every answer by 5 s).
@@ -54,9 +55,6 @@ class SessionRegistry:
     def catalog(self) -> EngineCatalog:
         return self._engines.catalog
 
-    def in_room(self, room: str) -> int:
-        return sum(p.info.room == room for p in self._peers.values())
-
     def create(
         self, room: str, name: str, source_lang: str, target_lang: str, speak: bool,
         monitor: bool | None = None, stt_model: str = "",
@@ -70,26 +68,31 @@ class SessionRegistry:
                 raise BadRequest("bad_language", f"{lang!r} is not a language code")
         if stt_model and not _MODEL.match(stt_model):
             raise BadRequest("bad_model", f"{stt_model!r} is not a model name")
-        self.catalog.check_pair(source_lang, target_lang)
+        self.catalog.check_languages(source_lang, target_lang, speak)
         if len(self._peers) >= self._settings.max_sessions:
             raise Unavailable("too_many_sessions", "the server has no room for another session")
+        joining = self.rooms.admit(room)
         session_id = secrets.token_urlsafe(18)
         if speak:
             self.speakers.acquire(session_id)
         info = SessionInfo(
             id=session_id, room=room, name=name.strip(), source_lang=source_lang,
-            target_lang=target_lang, speak=speak, participant_id=secrets.token_hex(4),
+            target_lang=target_lang, speak=speak, participant_id=_participant_id(joining),
             # Alone, one hears one's own words interpreted; with others, by choice.
-            monitor=self.in_room(room) == 0 if monitor is None else monitor,
+            monitor=not len(joining) if monitor is None else monitor,
             stt_model=stt_model,
         )
-        peer = Peer(info, self._engines.stt, self.catalog, self._limits, self._forget,
-                    self._rtc_config)
+        participant = Participant(info, joining.clock_ms, self._settings.tts_clip_gap_ms,
+                                  self._settings.tts_max_delay_s)
+        peer = Peer(participant, joining, self._engines.stt, self.catalog, self._limits,
+                    self._forget, self._rtc_config)
         for change in self._engines.board.degraded():  # said again once the channel opens
-            peer.send(_engine_message(change))
+            participant.send(_engine_message(change))
         self._peers[session_id] = peer
+        self.rooms.join(joining, participant)
         log.info("session created", extra={"session_id": session_id, "room": room,
-                                           "speak": speak, "source_lang": source_lang})
+                                           "speak": speak, "source_lang": source_lang,
+                                           "participant": info.participant_id})
         return peer
 
     def get(self, session_id: str) -> Peer:
@@ -109,14 +112,22 @@ class SessionRegistry:
         """Every client hears when a provider is taken out or comes back."""
         for peer in list(self._peers.values()):
             if not change.healthy:
-                peer.send(ErrorMessage(
+                peer.participant.send(ErrorMessage(
                     "engine_degraded", f"the {change.kind} provider {change.provider!r} "
                     "is failing; a fallback serves until it recovers"))
-            peer.send(_engine_message(change))
+            peer.participant.send(_engine_message(change))
 
     async def _forget(self, peer: Peer) -> None:
         self._peers.pop(peer.info.id, None)
         self.speakers.release(peer.info.id)
+        await self.rooms.leave(peer.room, peer.participant)
+
+
+def _participant_id(room: Room) -> str:
+    taken = {p.id for p in room.participants()}
+    while (candidate := secrets.token_hex(4)) in taken:
+        pass
+    return candidate
 
 
 def _engine_message(change: HealthChange) -> EngineMessage:

@@ -81,6 +81,7 @@ class Settings:
     # Capacity and limits.
     max_speakers: int = 4
     max_sessions: int = 200
+    max_room_participants: int = 16
     max_body_bytes: int = 64 * 1024
     max_message_bytes: int = 4096
 
@@ -89,6 +90,7 @@ class Settings:
     offer_timeout_s: float = 30.0
     ice_host_addresses: tuple[str, ...] = ()
     stun_urls: tuple[str, ...] = ()
+    whip_token: str = ""  # when set, WHIP and WHEP requests need it as a Bearer token
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -134,8 +136,8 @@ class Settings:
         if not 0.0 <= self.vad_threshold < 1.0:
             raise SettingsError("vad_threshold must be between 0 and 1")
         for name in ("port", "stt_threads", "stt_beam_size", "stt_batch_size", "max_speakers",
-                     "max_body_bytes", "max_message_bytes", "stt_interim_interval_ms",
-                     "stt_max_utterance_ms", "vad_min_silence_ms"):
+                     "max_room_participants", "max_body_bytes", "max_message_bytes",
+                     "stt_interim_interval_ms", "stt_max_utterance_ms", "vad_min_silence_ms"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
 

@@ -18,7 +18,7 @@ from media_server.ice_addresses import restrict_host_addresses
 from media_server.metrics import REGISTRY
 from media_server.registry import SessionRegistry
 from media_server.settings import Settings
-from signaling import sessions
+from signaling import sessions, whip
 from signaling.errors import error_middleware
 from signaling.state import RUNTIME, SETTINGS, Runtime
 
@@ -52,7 +52,9 @@ def _web_client_routes() -> web.RouteTableDef:
     """Serve the files of web_client/ by exact path, from a map built once at start-up:
     no path ever reaches the filesystem unchecked, and a miss is a JSON 404."""
     files = {str(p.relative_to(WEB_ROOT)): p for p in WEB_ROOT.rglob("*") if p.is_file()}
-    files[""] = WEB_ROOT / "index.html"
+    for index in WEB_ROOT.rglob("index.html"):  # a directory serves its index.html
+        folder = str(index.parent.relative_to(WEB_ROOT))
+        files["" if folder == "." else folder + "/"] = index
     table = web.RouteTableDef()
 
     @table.get("/{path:.*}")
@@ -81,6 +83,7 @@ def create_app(
         runtime.registry = SessionRegistry(settings, engines)
     app.add_routes(routes)
     app.add_routes(sessions.routes)
+    app.add_routes(whip.routes)
     app.add_routes(_web_client_routes())  # last: it matches every GET path
 
     async def engines_context(app: web.Application) -> AsyncIterator[None]:

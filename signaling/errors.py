@@ -20,8 +20,16 @@ _HTTP_CODES = {
 }
 
 
+RETRY_AFTER_S = 5  # what a 503 (not ready, at capacity) suggests
+
+
 def json_error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+    response = web.json_response({"error": {"code": code, "message": message}}, status=status)
+    if status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 @web.middleware

@@ -1,7 +1,8 @@
-"""Session API: create, offer/answer, trickle ICE, inspect, delete."""
+"""Session API: create, offer/answer, trickle ICE, inspect, delete; who is in a room."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -33,20 +34,20 @@ def _get(data: dict[str, Any], name: str, kind: type | tuple[type, ...], default
     return value
 
 
-def _registry(request: web.Request) -> SessionRegistry:
+def registry_of(request: web.Request) -> SessionRegistry:
     registry = request.app[RUNTIME].registry
     if registry is None:
         raise Unavailable("not_ready", "the engines are still loading; try again shortly")
     return registry
 
 
-def _ice_servers(settings: Settings) -> list[dict[str, Any]]:
+def ice_servers(settings: Settings) -> list[dict[str, Any]]:
     return [{"urls": [url]} for url in settings.stun_urls]
 
 
 @routes.post("/api/sessions")
 async def create_session(request: web.Request) -> web.Response:
-    registry = _registry(request)
+    registry = registry_of(request)
     settings = request.app[SETTINGS]
     data = await _json_object(request)
     source = _get(data, "source_lang", str, settings.stt_default_language)
@@ -63,7 +64,7 @@ async def create_session(request: web.Request) -> web.Response:
         {
             "session_id": peer.info.id,
             "participant_id": peer.info.participant_id,
-            "ice_servers": _ice_servers(settings),
+            "ice_servers": ice_servers(settings),
         },
         status=201,
     )
@@ -71,19 +72,20 @@ async def create_session(request: web.Request) -> web.Response:
 
 @routes.get("/api/sessions/{session_id}")
 async def get_session(request: web.Request) -> web.Response:
-    peer = _registry(request).get(request.match_info["session_id"])
-    info = peer.info
+    peer = registry_of(request).get(request.match_info["session_id"])
+    info, participant = peer.info, peer.participant
     return web.json_response({
-        "session_id": info.id, "room": info.room, "name": info.name,
-        "source_lang": info.source_lang, "target_lang": peer.target_lang, "speak": info.speak,
-        "monitor": peer.monitor, "tts": peer.tts_enabled,
+        "session_id": info.id, "participant_id": info.participant_id, "room": info.room,
+        "name": info.name, "source_lang": info.source_lang,
+        "target_lang": participant.target_lang, "speak": info.speak,
+        "monitor": participant.monitor, "tts": participant.tts_enabled,
         "connection_state": peer.pc.connectionState,
     })
 
 
 @routes.post("/api/sessions/{session_id}/offer")
 async def offer(request: web.Request) -> web.Response:
-    peer = _registry(request).get(request.match_info["session_id"])
+    peer = registry_of(request).get(request.match_info["session_id"])
     data = await _json_object(request)
     answer = await peer.answer(_get(data, "sdp", str, None), _get(data, "type", str, None))
     return web.json_response({"sdp": answer.sdp, "type": answer.type})
@@ -91,7 +93,7 @@ async def offer(request: web.Request) -> web.Response:
 
 @routes.patch("/api/sessions/{session_id}/ice")
 async def trickle_ice(request: web.Request) -> web.Response:
-    peer = _registry(request).get(request.match_info["session_id"])
+    peer = registry_of(request).get(request.match_info["session_id"])
     data = await _json_object(request)
     candidates = data.get("candidates", [data])
     if not isinstance(candidates, list) or not all(isinstance(c, dict) for c in candidates):
@@ -102,10 +104,19 @@ async def trickle_ice(request: web.Request) -> web.Response:
 
 @routes.delete("/api/sessions/{session_id}")
 async def delete_session(request: web.Request) -> web.Response:
-    await _registry(request).close(request.match_info["session_id"], "deleted by client")
+    await registry_of(request).close(request.match_info["session_id"], "deleted by client")
     return web.Response(status=204)
 
 
 @routes.get("/api/languages")
 async def languages(request: web.Request) -> web.Response:
-    return web.json_response(_registry(request).catalog.describe())
+    return web.json_response(registry_of(request).catalog.describe())
+
+
+@routes.get("/api/rooms/{room}")
+async def get_room(request: web.Request) -> web.Response:
+    room = registry_of(request).rooms.get(request.match_info["room"])
+    return web.json_response({
+        "room": room.name,
+        "participants": [asdict(p.describe()) for p in room.participants()],
+    })

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 
+from media_server.audio import resample_pcm
 from media_server.engines.decode_scheduler import DecodeScheduler
 from media_server.engines.google_clients import GoogleClients, create_clients, find_credentials
 from media_server.engines.loader import Engines, load_engines
@@ -32,6 +33,8 @@ JFK = FIXTURES / "jfk.flac"
 JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "
             "ask what you can do for your country.")
 JFK_SECONDS = 11.0
+# The second speaker of room tests: Piper's English voice says it (`morning48`).
+MORNING_TEXT = "Good morning everyone. The meeting starts now."
 
 
 def normalise(text: str) -> str:
@@ -80,6 +83,16 @@ def adapter(engines: Engines) -> StreamAdapter:
 @pytest.fixture(scope="session")
 def jfk48() -> np.ndarray:
     return load_pcm48(JFK)
+
+
+@pytest.fixture(scope="session")
+async def morning48(engines: Engines) -> np.ndarray:
+    """A second recording, another voice than JFK's, at 48 kHz."""
+    voice = engines.catalog.voice_for("en")
+    assert voice is not None, "no English voice: Piper should be installed"
+    chunks = [c async for c in voice.synthesize(MORNING_TEXT, "en")]
+    pcm = b"".join(resample_pcm(c.pcm, c.sample_rate, 48000) for c in chunks)
+    return np.frombuffer(pcm, dtype="<i2").copy()
 
 
 @pytest.fixture

@@ -103,6 +103,7 @@ class CaptionClient:
     # The return track as received: (arrival time, RMS in [0, 1]) per 20 ms frame.
     return_audio: list[tuple[float, float]] = field(default_factory=list)
     echo: bool = False  # play the return track back into the mic, as a loudspeaker would
+    _pinger: asyncio.Future[None] | None = None
 
     async def create(self, **body: Any) -> aiohttp.ClientResponse:
         body = {"room": "test", "name": "Tester", "source_lang": "en", **body}
@@ -129,6 +130,8 @@ class CaptionClient:
         if audio is not None:
             self.track = PcmTrack(audio, lead_silence_s)
             self.pc.addTrack(self.track)
+        else:  # a listener: no microphone, but the interpretation comes back
+            self.pc.addTransceiver("audio", direction="recvonly")
         await self.pc.setLocalDescription(await self.pc.createOffer())
         resp = await self.http.post(
             f"{self.base_url}/api/sessions/{self.session_id}/offer",
@@ -139,6 +142,13 @@ class CaptionClient:
             raise RuntimeError(f"offer refused: {resp.status} {answer}")
         await self.pc.setRemoteDescription(RTCSessionDescription(**answer))
         await asyncio.wait_for(opened.wait(), 10)
+        self._pinger = asyncio.ensure_future(self._ping())
+
+    async def _ping(self) -> None:
+        """As the SDK does: a listener sends nothing else, and silence means gone."""
+        while self.channel.readyState == "open":
+            self.send({"type": "ping"})
+            await asyncio.sleep(1.0)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         self._return_task = asyncio.ensure_future(self._record(track))
@@ -168,6 +178,16 @@ class CaptionClient:
     def captions(self, status: str | None = None) -> list[dict[str, Any]]:
         return [m for m in self.of_type("caption") if status is None or m["status"] == status]
 
+    def finals(self) -> list[dict[str, Any]]:
+        """Finals with words (an empty final only closes an interim)."""
+        return [m for m in self.captions("final") if m["text"]]
+
+    def loud_share(self, start: float, end: float, level: float = 0.01) -> float:
+        """The share of return-track frames louder than `level` between two times."""
+        frames = [rms for t, rms in self.return_audio if start <= t < end]
+        assert frames, f"no return audio between {start} and {end}"
+        return sum(rms > level for rms in frames) / len(frames)
+
     async def wait_for(self, predicate: Callable[[dict[str, Any]], bool],
                        within: float = 20.0) -> dict[str, Any]:
         """Wait for a message (already received or to come) that satisfies `predicate`."""
@@ -186,6 +206,8 @@ class CaptionClient:
                 await asyncio.wait_for(self._arrived.wait(), remaining)
 
     async def close(self, delete: bool = True) -> None:
+        if self._pinger is not None:
+            self._pinger.cancel()
         if delete and self.session_id:
             await self.http.delete(f"{self.base_url}/api/sessions/{self.session_id}")
         if self.pc is not None:

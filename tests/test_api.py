@@ -185,6 +185,8 @@ async def test_data_channel_garbage_gets_errors_and_the_session_goes_on(
     client.send({"type": "set_language", "target": "vi"})  # nobody serves en->vi
     client.send({"type": "set_language", "target": 7})
     client.send({"type": "ping"})
+    # The server answers in order: once the last bad message's error is here, all are.
+    await client.wait_for(lambda m: m["type"] == "error" and "'target'" in m["message"])
     await client.wait_for(lambda m: m["type"] == "pong")
     codes = [m["code"] for m in client.of_type("error")]
     assert codes.count("bad_message") == 3

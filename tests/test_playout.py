@@ -24,7 +24,7 @@ async def test_clips_play_in_order_with_gaps_and_never_overlap() -> None:
     track.enqueue(Clip(_tone(0.5), "u-1", "pt"))
     track.enqueue(Clip(_tone(0.3), "u-2", "pt"))
     stale = Clip(_tone(0.2), "u-3", "pt")
-    stale.queued_at -= 60  # queued a minute ago: too late to play
+    stale.ends_at -= 60  # said a minute ago: too late to play
     track.enqueue(stale)
     t0 = time.monotonic()
     levels, pts = [], []

@@ -9,6 +9,8 @@ const stopButton = $("stop");
 const stateBadge = $("state");
 const captionList = $("captions");
 const errorBox = $("error");
+const roomInput = $("room");
+const nameInput = $("name");
 
 const STATE_LABELS = { listening: "listening…", translating: "translating…", speaking: "speaking…" };
 let session = null;
@@ -41,8 +43,9 @@ function renderCaption(caption) {
     const row = document.createElement("p");
     row.className = "caption";
     row.innerHTML =
-      '<time></time><span class="body"><span class="text"><span class="stable"></span>' +
-      '<span class="unstable"></span></span><span class="original"></span></span>';
+      '<time></time><span class="body"><span class="speaker"></span><span class="text">' +
+      '<span class="stable"></span><span class="unstable"></span></span>' +
+      '<span class="original"></span></span>';
     row.dataset.utterance = caption.utterance_id;
     captionList.append(row);
     entry = { row };
@@ -57,12 +60,24 @@ function renderCaption(caption) {
   row.classList.toggle("interim", caption.status === "interim");
   row.classList.toggle("final", caption.status === "final");
   row.querySelector("time").textContent = formatOffset(caption.start_ms);
+  row.querySelector(".speaker").textContent = caption.speaker_id === session?.participantId ? "" : caption.speaker;
   row.querySelector(".stable").textContent = text.slice(0, stable);
   row.querySelector(".unstable").textContent = text.slice(stable);
   row.querySelector(".original").textContent = translated ? caption.text : "";
   row.lang = translated ? translated.lang : caption.lang;
   if (caption.status === "final" && !caption.text) row.remove();
   row.scrollIntoView({ block: "nearest" });
+}
+
+function showParticipants() {
+  const names = [...session.participants.values()]
+    .map((p) => `${p.name} (${p.speak ? `${p.source_lang} → ` : "listens in "}${p.target_lang})`);
+  $("participants").textContent = names.join(", ") || "nobody yet";
+}
+
+function updateViewerLink() {
+  const query = new URLSearchParams({ room: roomInput.value, lang: targetSelect.value });
+  $("viewer-link").href = `/viewer.html?${query}`;
 }
 
 function markSpoken(speech) {
@@ -108,6 +123,7 @@ function stopped(reason) {
   startButton.disabled = false;
   stopButton.disabled = true;
   sourceSelect.disabled = false;
+  roomInput.disabled = nameInput.disabled = false;
   setState("off");
   if (reason && reason !== "closed by client") showError(`Disconnected: ${reason}.`);
 }
@@ -116,11 +132,12 @@ async function start() {
   showError("");
   startButton.disabled = true;
   sourceSelect.disabled = true;
+  roomInput.disabled = nameInput.disabled = true;
   setState("connecting");
   try {
     session = await connect({
-      room: "demo",
-      name: "You",
+      room: roomInput.value.trim() || "demo",
+      name: nameInput.value.trim() || "You",
       sourceLang: sourceSelect.value,
       targetLang: targetSelect.value,
     });
@@ -134,6 +151,7 @@ async function start() {
   setState(session.state);
   session.on("caption", renderCaption);
   session.on("speech", markSpoken);
+  session.on("participant", showParticipants);
   session.on("state", setState);
   session.on("error", (e) => showError(`${e.message} (${e.code})`));
   session.on("engine", (e) => {
@@ -166,7 +184,9 @@ async function loadLanguages() {
 startButton.addEventListener("click", start);
 stopButton.addEventListener("click", () => session?.close());
 sourceSelect.addEventListener("change", fillTargets);
+roomInput.addEventListener("input", updateViewerLink);
 targetSelect.addEventListener("change", () => {
+  updateViewerLink();
   showError("");
   session?.setLanguage(targetSelect.value); // live: the next caption is in it
 });

@@ -89,6 +89,18 @@ class EngineCatalog:
                              f"no translation from {source!r} to {target!r} on this server "
                              f"(from {source!r}: {targets})")
 
+    def check_languages(self, source: str, target: str, speak: bool) -> None:
+        """A speaker reads their own words in `target` too, so the pair must exist; a
+        listener only needs `target` to be something this server produces."""
+        if speak:
+            self.check_pair(source, target)
+            return
+        readable = set(self.speech_languages).union(
+            *(self.targets(s) for s in self.speech_languages))
+        if target not in readable:
+            raise BadRequest("unsupported_language",
+                             f"nothing on this server produces captions in {target!r}")
+
     def targets(self, source: str) -> set[str]:
         return {t for translator in self.translators for s, t in translator.pairs()
                 if s == source}

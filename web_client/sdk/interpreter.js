@@ -1,14 +1,16 @@
-// live-interpreter SDK: an ES module, no build step.
+// live-interpreter SDK: an ES module, no build step. Full reference: /sdk/ (sdk/index.html).
 //
 //   import { connect } from "/sdk/interpreter.js";
-//   const session = await connect({ server, room, name, sourceLang, targetLang });
-//   session.on("caption", (c) => ...);   // {utterance_id, revision, status, text, ...}
-//   session.on("state", (s) => ...);     // "idle" | "listening" | "translating" | "speaking"
-//   session.on("speech", (s) => ...);    // a spoken-translation clip starts playing
-//   session.on("error", (e) => ...);     // {code, message}
+//   const session = await connect({ server, room, name, sourceLang, targetLang, stream });
+//   session.on("caption", (c) => ...);     // {utterance_id, revision, status, speaker, speaker_id,
+//                                          //  text (original), translation: {lang, text} | null}
+//   session.on("participant", (p) => ...); // {event: present|joined|left|changed, participant}
+//   session.on("state", (s) => ...);       // "idle" | "listening" | "translating" | "speaking"
+//   session.on("speech", (s) => ...);      // a spoken-translation clip starts playing
+//   session.on("error", (e) => ...);       // {code, message}
 //   session.on("close", (reason) => ...);
-//   session.setLanguage("pt"); session.setVolume(0.8); session.setMuted(true);
-//   session.setTts(false); session.setMonitor(true); session.close();
+//   session.attachAudio(element); session.setLanguage("pt"); session.setVolume(0.8);
+//   session.setMuted(true); session.setTts(false); session.setMonitor(true); session.leave();
 
 const PING_INTERVAL_MS = 1000;
 const ICE_GATHER_WAIT_MS = 1000;
@@ -73,10 +75,12 @@ class Session {
     this.stream = null;
     this.remoteStream = null; // the interpreted audio, once it arrives
     this.audio = null; // the element that plays it
+    this.participants = new Map(); // participant id -> {id, name, source_lang, target_lang, speak}
     this._ownsStream = false;
     this._handlers = new Map();
     this._lateCandidates = [];
     this._answered = false;
+    this._unsent = [];
   }
 
   on(event, handler) {
@@ -100,7 +104,9 @@ class Session {
   }
 
   _send(message) {
+    if (this.closed) return;
     if (this.channel && this.channel.readyState === "open") this.channel.send(JSON.stringify(message));
+    else this._unsent.push(message); // said as soon as the channel opens
   }
 
   /** Read (and hear) the following captions in `lang`; no renegotiation. */
@@ -127,18 +133,32 @@ class Session {
     if (this.audio) this.audio.muted = Boolean(muted);
   }
 
-  _attachAudio(event, element) {
-    this.remoteStream = event.streams[0] || new MediaStream([event.track]);
-    this.audio = element || new Audio();
-    this.audio.autoplay = true;
-    this.audio.srcObject = this.remoteStream;
-    this.audio.play().catch((err) =>
+  /** Play the interpreted audio in `element` (an <audio> or <video> of the app's choice). */
+  attachAudio(element) {
+    if (this.audio && this.audio !== element) this.audio.srcObject = null;
+    this.audio = element;
+    if (!this.remoteStream) return; // attached when the track arrives
+    element.autoplay = true;
+    element.srcObject = this.remoteStream;
+    element.play().catch((err) =>
       this._emit("error", { code: "autoplay_blocked", message: `the browser blocked audio playback: ${err.message}` }),
     );
+  }
+
+  _onAudioTrack(event) {
+    this.remoteStream = event.streams[0] || new MediaStream([event.track]);
+    this.attachAudio(this.audio || new Audio());
     this._emit("audio", this.remoteStream);
   }
 
-  async _negotiate({ stream, speak, relayOnly, audioElement }) {
+  _onParticipant(message) {
+    const { event, participant } = message;
+    if (event === "left") this.participants.delete(participant.id);
+    else this.participants.set(participant.id, participant);
+    this._emit("participant", message);
+  }
+
+  async _negotiate({ stream, speak, relayOnly }) {
     this.pc = new RTCPeerConnection({
       iceServers: this.iceServers,
       iceTransportPolicy: relayOnly ? "relay" : "all",
@@ -149,11 +169,12 @@ class Session {
       this.pc.addTransceiver("audio", { direction: "recvonly" }); // to hear the interpretation
     }
     this.pc.ontrack = (event) => {
-      if (event.track.kind === "audio") this._attachAudio(event, audioElement);
+      if (event.track.kind === "audio") this._onAudioTrack(event);
     };
     this.channel = this.pc.createDataChannel("captions");
     this.channel.onmessage = (event) => this._onMessage(event.data);
     this.channel.onopen = () => {
+      this._unsent.splice(0).forEach((message) => this._send(message));
       this._pinger = setInterval(() => this._send({ type: "ping" }), PING_INTERVAL_MS);
     };
     this.channel.onclose = () => this._finish("channel closed");
@@ -194,6 +215,7 @@ class Session {
       return;
     }
     if (message.type === "caption") this._emit("caption", message);
+    else if (message.type === "participant") this._onParticipant(message);
     else if (message.type === "state") {
       this.state = message.state;
       this._emit("state", message.state);
@@ -219,18 +241,25 @@ class Session {
     api(this.server, "DELETE", `/api/sessions/${this.id}`, undefined, { keepalive: true }).catch(() => {});
     this._finish("closed by client");
   }
+
+  /** Leave the room (the same as close()). */
+  leave() {
+    this.close();
+  }
 }
 
 /**
- * Join a room and start interpreting.
+ * Join a room and start interpreting: what this participant says is captioned for
+ * everyone in the room, and they read (and hear) everyone else in `targetLang`.
  * @param {object} options
  * @param {string} [options.server]      server origin, default this page's origin
  * @param {string} [options.room]        room name
  * @param {string} [options.name]        the participant's display name
  * @param {string} [options.sourceLang]  the language spoken into the mic
  * @param {string} [options.targetLang]  the language to read captions in
- * @param {MediaStream} [options.stream] an existing stream to send instead of the mic
- * @param {boolean} [options.speak]      send audio (default true)
+ * @param {MediaStream} [options.stream] an existing stream to send (the app's own
+ *                                       call audio) instead of opening the mic
+ * @param {boolean} [options.speak]      send audio (default true); false: listen only
  * @param {boolean} [options.relayOnly]  force TURN relay
  * @param {boolean} [options.monitor]    hear one's own speech interpreted (default: when alone)
  * @param {HTMLAudioElement} [options.audioElement] where to play the interpreted audio
@@ -248,6 +277,7 @@ export async function connect(options = {}) {
     ...(options.monitor === undefined ? {} : { monitor: Boolean(options.monitor) }),
   });
   const session = new Session(server, info);
+  if (options.audioElement) session.audio = options.audioElement;
   try {
     if (speak) {
       session.stream = options.stream;
@@ -269,7 +299,6 @@ export async function connect(options = {}) {
       stream: session.stream,
       speak,
       relayOnly: options.relayOnly,
-      audioElement: options.audioElement,
     });
   } catch (err) {
     session.close();

@@ -1,0 +1,58 @@
+"""A participant's side of the `captions` data channel: messages before the channel
+opens wait in a small outbox (interims excepted), and interims give way when the
+client does not keep up."""
+
+from __future__ import annotations
+
+from aiortc.rtcdatachannel import RTCDataChannel
+
+from media_server.protocol import CaptionMessage, ServerMessage
+
+# Past this much unsent data on the channel the client is not keeping up: interims wait.
+MAX_BUFFERED_BYTES = 256 * 1024
+OUTBOX_MESSAGES = 64  # a client that never opens its channel costs no more than this
+
+
+def _is_interim(message: ServerMessage) -> bool:
+    return isinstance(message, CaptionMessage) and message.status == "interim"
+
+
+class MessageChannel:
+    def __init__(self) -> None:
+        self._channel: RTCDataChannel | None = None
+        self._outbox: list[ServerMessage] = []
+        self._closed = False
+
+    @property
+    def attached(self) -> bool:
+        return self._channel is not None
+
+    def attach(self, channel: RTCDataChannel) -> None:
+        self._channel = channel
+        if channel.readyState == "open":
+            self._flush()
+        else:
+            channel.on("open", self._flush)
+
+    def send(self, message: ServerMessage) -> None:
+        if self._closed:
+            return
+        channel = self._channel
+        if channel is None or channel.readyState != "open":
+            if not _is_interim(message):
+                self._outbox.append(message)
+                del self._outbox[:-OUTBOX_MESSAGES]
+            return
+        if _is_interim(message) and channel.bufferedAmount > MAX_BUFFERED_BYTES:
+            return  # latest-wins: the next interim or the final replaces it
+        channel.send(message.to_json())
+
+    def close(self) -> None:
+        self._closed = True
+        self._channel = None
+        self._outbox.clear()
+
+    def _flush(self) -> None:
+        outbox, self._outbox = self._outbox, []
+        for message in outbox:
+            self.send(message)

@@ -1,0 +1,89 @@
+"""A member of a room as the room sees them: who they are, the language they read and
+hear, whether spoken translation reaches them, their return track and their side of
+the data channel. The peer connection that carries all this lives in `peer.py`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from media_server.channel import MessageChannel
+from media_server.echo_guard import EchoGuard
+from media_server.metrics import STALE_CLIPS
+from media_server.playout import Clip, PlayoutTrack
+from media_server.protocol import ParticipantInfo, ServerMessage, SpeechMessage, StateMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: str  # the session's secret id: only its owner knows it
+    room: str
+    name: str
+    source_lang: str
+    target_lang: str
+    speak: bool
+    participant_id: str  # public: what others see in captions and participant messages
+    monitor: bool  # hear the spoken translation of one's own speech
+    stt_model: str = ""  # the speech provider's model; empty for its default
+
+
+class Participant:
+    def __init__(self, info: SessionInfo, clock_ms: Callable[[], int],
+                 clip_gap_ms: int = 300, max_clip_delay_s: float = 10.0) -> None:
+        self.info = info
+        self.target_lang = info.target_lang
+        self.monitor = info.monitor
+        self.tts_enabled = True
+        self.channel = MessageChannel()
+        self._clock_ms = clock_ms  # the room's clock, as caption offsets
+        # Whoever hears the interpretation through a loudspeaker can feed it back.
+        self.echo_guard = EchoGuard(lambda: self.tts_enabled)
+        self.playout = PlayoutTrack(self._on_clip_start, self._on_playout_idle,
+                                    self._on_clip_dropped, self.echo_guard.played,
+                                    clip_gap_ms, max_clip_delay_s)
+
+    @property
+    def id(self) -> str:
+        return self.info.participant_id
+
+    def describe(self) -> ParticipantInfo:
+        return ParticipantInfo(self.id, self.info.name, self.info.source_lang,
+                               self.target_lang, self.info.speak)
+
+    def send(self, message: ServerMessage) -> None:
+        self.channel.send(message)
+
+    def hears(self, lang: str, speaker_id: str) -> bool:
+        """Would a clip in `lang` of this speaker's words reach this participant?
+        Nobody hears their own words back unless they asked to (`monitor`)."""
+        return (self.tts_enabled and self.target_lang == lang
+                and (speaker_id != self.id or self.monitor))
+
+    def play(self, clip: Clip) -> None:
+        self.playout.enqueue(clip)
+
+    def set_tts(self, enabled: bool) -> None:
+        self.tts_enabled = enabled
+        if not enabled:
+            self.playout.clear()
+
+    def close(self) -> None:
+        self.playout.stop()
+        self.channel.close()
+
+    def _on_clip_start(self, clip: Clip, track_ms: int) -> None:
+        self.echo_guard.clip_started(clip.duration_ms / 1000, clip.source_text)
+        self.send(SpeechMessage(clip.utterance_id, clip.lang, self._clock_ms(),
+                                clip.duration_ms, clip.speaker_id))
+        self.send(StateMessage("speaking"))
+
+    def _on_playout_idle(self) -> None:
+        self.send(StateMessage("idle"))
+
+    def _on_clip_dropped(self, clip: Clip) -> None:
+        STALE_CLIPS.inc()
+        log.warning("stale speech clip dropped", extra={"utterance_id": clip.utterance_id,
+                                                        "participant": self.id})

@@ -1,0 +1,72 @@
+// The caption overlay: joins a room listen-only and shows its latest captions large.
+import { connect } from "/sdk/interpreter.js";
+
+const params = new URLSearchParams(window.location.search);
+const room = params.get("room") || "demo";
+const lang = params.get("lang") || "en";
+const lines = Math.max(1, Number(params.get("lines") || 3));
+const withAudio = params.get("audio") === "1";
+const RECONNECT_MS = 2000;
+
+const list = document.getElementById("captions");
+const status = document.getElementById("status");
+document.body.classList.toggle("transparent", params.get("transparent") === "1");
+document.body.classList.toggle("no-original", params.get("original") === "0");
+const rows = new Map(); // utterance_id -> {row, revision}
+
+function show(caption) {
+  let entry = rows.get(caption.utterance_id);
+  if (entry && caption.revision <= entry.revision) return; // late or duplicate
+  if (caption.status === "final" && !caption.text) {
+    entry?.row.remove(); // closed without words (e.g. the speaker left mid-sentence)
+    rows.delete(caption.utterance_id);
+    return;
+  }
+  if (!entry) {
+    const row = document.createElement("p");
+    row.className = "caption";
+    row.dataset.utterance = caption.utterance_id;
+    row.innerHTML = '<span class="speaker"></span><span class="text"></span><span class="original"></span>';
+    list.append(row);
+    entry = { row };
+    rows.set(caption.utterance_id, entry);
+    while (rows.size > lines) {
+      const [oldest] = rows.keys();
+      rows.get(oldest).row.remove();
+      rows.delete(oldest);
+    }
+  }
+  entry.revision = caption.revision;
+  const { row } = entry;
+  const translated = caption.translation;
+  row.classList.toggle("interim", caption.status === "interim");
+  row.querySelector(".speaker").textContent = caption.speaker;
+  row.querySelector(".text").textContent = translated ? translated.text : caption.text;
+  row.querySelector(".text").lang = translated ? translated.lang : caption.lang;
+  row.querySelector(".original").textContent = translated ? caption.text : "";
+}
+
+async function join() {
+  let session;
+  try {
+    session = await connect({ room, name: params.get("name") || "Viewer", targetLang: lang, speak: false });
+  } catch (err) {
+    status.textContent = `cannot join: ${err.message}; retrying…`;
+    setTimeout(join, RECONNECT_MS);
+    return;
+  }
+  status.textContent = "";
+  document.body.dataset.session = session.id; // for support and tests
+  session.on("caption", show);
+  session.on("error", (e) => {
+    if (e.code === "autoplay_blocked") status.textContent = "click to hear the interpretation";
+  });
+  session.on("close", () => {
+    status.textContent = "reconnecting…";
+    setTimeout(join, RECONNECT_MS);
+  });
+  if (!withAudio) session.setTts(false); // the server then synthesises nothing for us
+  else document.addEventListener("click", () => session.audio?.play(), { once: true });
+}
+
+join();
