@@ -118,7 +118,7 @@ async def _create(request: web.Request, kind: _Kind) -> web.Response:
                            ("Content-Type", SDP)])
     for link in _link_headers(ice_servers(settings)):
         headers.add("Link", link)
-    return web.Response(status=201, text=answer.sdp, headers=headers)
+    return web.Response(status=201, body=answer.sdp.encode(), headers=headers)
 
 
 def _resource(request: web.Request, kind: _Kind) -> Peer:

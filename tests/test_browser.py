@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -24,9 +25,10 @@ from playwright.async_api import Browser, Page, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from media_server.settings import Settings
-from tests.conftest import JFK_TEXT, wer
+from tests.conftest import JFK_TEXT, MORNING_TEXT, wer
 
 CHROMIUM = "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parent.parent
 PORT = 8089
 URL = f"http://127.0.0.1:{PORT}"
 
@@ -229,3 +231,68 @@ async def test_a_closed_tab_is_noticed_within_5_s(browser: Browser, served: Path
         assert time.monotonic() - closed_at < 5.0, "the server did not notice the closed tab"
         await asyncio.sleep(0.1)
     await watcher.close()
+
+
+# The overlay's finished captions: who said it, the translation, the original.
+VIEWER_ROWS = """() => [...document.querySelectorAll('.caption:not(.interim)')].map((row) => ({
+  speaker: row.querySelector('.speaker').textContent,
+  text: row.querySelector('.text').textContent,
+  original: row.querySelector('.original').textContent,
+}))"""
+
+
+def _messages(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+async def test_a_room_of_three_with_chromium_reading_portuguese(
+        browser: Browser, served: Path, netns: str, jfk48: np.ndarray,
+        morning48: np.ndarray, tmp_path: Path) -> None:
+    page = await _open_when_ready(browser, served)
+    await page.goto(URL + "/viewer.html?room=trio&lang=pt&audio=1&lines=20")
+    await page.wait_for_function("document.body.dataset.session", timeout=15000)
+    members: dict[str, tuple[asyncio.subprocess.Process, Path]] = {}
+    for name, target, audio, lead in (("Ana", "es", jfk48, 0.5),
+                                      ("Bruno", "pt", morning48, 4.0)):
+        wav, out = tmp_path / f"{name}.wav", tmp_path / f"{name}.jsonl"
+        soundfile.write(wav, audio, 48000, subtype="PCM_16")
+        members[name] = (await asyncio.create_subprocess_exec(
+            "ip", "netns", "exec", netns, sys.executable, "-m", "tests.room_member", URL,
+            "trio", name, target, str(wav), str(out), "--lead", str(lead), cwd=REPO), out)
+    try:
+        def said(rows: list[dict[str, str]], speaker: str) -> str:
+            return " ".join(r["original"] for r in rows if r["speaker"] == speaker)
+
+        rows: list[dict[str, str]] = []
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            rows = await page.evaluate(VIEWER_ROWS)
+            if (wer(JFK_TEXT, said(rows, "Ana")) <= 0.25
+                    and wer(MORNING_TEXT, said(rows, "Bruno")) <= 0.25):
+                break
+            await asyncio.sleep(0.5)
+        await page.screenshot(path=str(tmp_path / "viewer.png"))
+        assert wer(JFK_TEXT, said(rows, "Ana")) <= 0.25, rows
+        assert wer(MORNING_TEXT, said(rows, "Bruno")) <= 0.25, rows
+        # Chromium reads Portuguese, with the English original beneath.
+        portuguese = " ".join(r["text"] for r in rows).lower()
+        assert "país" in portuguese and "americanos" in portuguese, rows
+        assert all(r["text"] != r["original"] for r in rows), rows
+        await page.wait_for_function("Number(document.body.dataset.clips || 0) >= 2",
+                                     timeout=15000)  # and hears it spoken
+    finally:
+        for proc, _ in members.values():
+            proc.terminate()
+        for proc, _ in members.values():
+            await asyncio.wait_for(proc.wait(), 10)
+        await page.close()
+    # Each speaker read the other in their own language, and never heard themselves.
+    for name, other, lang in (("Ana", "Bruno", "es"), ("Bruno", "Ana", "pt")):
+        got = _messages(members[name][1])
+        finals = [m for m in got if m["type"] == "caption" and m["status"] == "final"
+                  and m["speaker"] == other and m["text"]]
+        assert finals and all(m["translation"]["lang"] == lang  # type: ignore[index]
+                              for m in finals), got
+        own = {m["speaker_id"] for m in got if m["type"] == "caption" and m["speaker"] == name}
+        heard = {m["speaker_id"] for m in got if m["type"] == "speech"}
+        assert heard and not heard & own, got

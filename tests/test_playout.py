@@ -44,3 +44,18 @@ async def test_clips_play_in_order_with_gaps_and_never_overlap() -> None:
     assert idle == [1]  # once, when the queue ran dry
     assert pts == [i * FRAME_SAMPLES for i in range(75)]
     assert 1.4 < elapsed < 1.7  # paced in real time, not as fast as possible
+
+
+async def test_clips_of_several_speakers_play_in_the_order_their_speech_ended() -> None:
+    started: list[str] = []
+    track = PlayoutTrack(lambda clip, ms: started.append(clip.utterance_id), lambda: None,
+                         lambda clip: None, lambda pcm: None, gap_ms=0)
+    now = time.monotonic()
+    # Bruno's short sentence ended last but was synthesised first; Ana's ended earlier.
+    track.enqueue(Clip(_tone(0.1), "bruno-1", "pt", ends_at=now - 1.0))
+    track.enqueue(Clip(_tone(0.1), "ana-1", "pt", ends_at=now - 2.0))
+    track.enqueue(Clip(_tone(0.1), "ana-2", "pt", ends_at=now - 0.5))
+    for _ in range(20):
+        await track.recv()
+    track.stop()
+    assert started == ["ana-1", "bruno-1", "ana-2"]

@@ -111,3 +111,15 @@ def test_local_agreement_keeps_agreed_words_stable() -> None:
     text, stable = agreement.update("And saw my fellow Americans ask")
     assert text == "And so my fellow Americans ask"
     assert text[:stable] == "And so my fellow Americans"
+
+
+def test_an_utterance_cut_off_is_closed_with_an_empty_final() -> None:
+    builder = CaptionBuilder("p1", "Ana", "en", offset_ms=5000)
+    assert builder.close() is None  # nothing open
+    interim = builder.on_event(_event(SpeechEventKind.INTERIM, "ask not"))
+    closing = builder.close()
+    assert interim is not None and closing is not None
+    assert (closing.utterance_id, closing.revision, closing.status, closing.text) == \
+        (interim.utterance_id, 2, "final", "")
+    assert (closing.start_ms, closing.speaker_id) == (5100, "p1")  # on the room's clock
+    assert builder.close() is None

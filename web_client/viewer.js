@@ -58,6 +58,9 @@ async function join() {
   status.textContent = "";
   document.body.dataset.session = session.id; // for support and tests
   session.on("caption", show);
+  session.on("speech", () => {
+    document.body.dataset.clips = String(Number(document.body.dataset.clips || 0) + 1);
+  });
   session.on("error", (e) => {
     if (e.code === "autoplay_blocked") status.textContent = "click to hear the interpretation";
   });
