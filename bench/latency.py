@@ -83,7 +83,9 @@ async def main() -> None:
         await wait_ready(url)
         async with aiohttp.ClientSession() as http:
             described = await (await http.get(url + "/api/languages")).json()
-        providers = {(p["source"], p["target"]): p["provider"] for p in described["translation"]}
+        providers = {(source, target): provider
+                     for source, targets in described["translation"].items()
+                     for target, provider in targets.items()}
         for pair in args.pairs.split(","):
             source, target = pair.split(":")
             clips = phrases(source)

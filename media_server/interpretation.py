@@ -16,7 +16,7 @@ import time
 
 from media_server.captions import CaptionBuilder
 from media_server.engines.catalog import EngineCatalog
-from media_server.metrics import TRANSLATIONS
+from media_server.metrics import TRANSLATION_TIME, TRANSLATIONS
 from media_server.participant import Participant
 from media_server.protocol import CaptionMessage, ErrorMessage, StateMessage, Translation
 from media_server.room import Room
@@ -79,6 +79,7 @@ class Interpreter:
         if translator is None:
             return None  # nobody serves the pair: its readers get the original
         TRANSLATIONS.labels(caption.status).inc()
+        started = time.monotonic()
         try:
             [result] = await asyncio.wait_for(
                 translator.translate([caption.text], caption.lang, target), TRANSLATE_TIMEOUT_S)
@@ -89,6 +90,8 @@ class Interpreter:
             self._room.tell_readers_of(target, ErrorMessage(
                 "translation_failed", f"could not translate into {target!r}; showing the original"))
             return None
+        if caption.status == "final":
+            TRANSLATION_TIME.observe(time.monotonic() - started)
         return result
 
     async def _translate_interims(self) -> None:

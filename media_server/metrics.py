@@ -3,7 +3,7 @@ conventions: a `live_interpreter_` prefix, units in names, small label sets."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -32,3 +32,22 @@ STALE_CLIPS = Counter(
     "live_interpreter_stale_clips_dropped_total",
     "Spoken-translation clips dropped because they would have played too late.",
     registry=REGISTRY)
+
+# Where the time of a caption goes, stage by stage.
+_LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+RECOGNITION_LAG = Histogram(
+    "live_interpreter_recognition_lag_seconds",
+    "From the end of an utterance's audio (as received) to its final transcript.",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+TRANSLATION_TIME = Histogram(
+    "live_interpreter_translation_seconds",
+    "Time to translate a final into one language (cache hits included).",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+SYNTHESIS_TIME = Histogram(
+    "live_interpreter_synthesis_seconds",
+    "Time to synthesise a final's spoken translation in one language.",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+SPEECH_QUEUE_TIME = Histogram(
+    "live_interpreter_speech_queue_seconds",
+    "Time a final waits for its language's synthesis worker.",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY)

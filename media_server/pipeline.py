@@ -15,6 +15,7 @@ from media_server.captions import CaptionBuilder
 from media_server.echo_guard import EchoGuard
 from media_server.engines.stt.base import SpeechEventKind, SpeechStream, SpeechStreamFailed
 from media_server.log import utterance_id_var
+from media_server.metrics import RECOGNITION_LAG
 from media_server.protocol import CaptionMessage, ErrorMessage, ServerMessage, StateMessage
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class SpeakerPipeline:
             if caption.status == "final" and caption.text:
                 utterance_id_var.set(caption.utterance_id)
                 lag_ms = self.audio_ms - event.end_ms
+                RECOGNITION_LAG.observe(max(0, lag_ms) / 1000)
                 guard = self._echo_guard
                 log.info("final caption (echo correlation %s)",
                          None if guard is None else guard.last_correlation, extra={

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from media_server.audio import resample_pcm
 from media_server.engines.catalog import EngineCatalog
-from media_server.metrics import SYNTHESES
+from media_server.metrics import SPEECH_QUEUE_TIME, SYNTHESES, SYNTHESIS_TIME
 from media_server.participant import Participant
 from media_server.playout import RATE as PLAYOUT_RATE
 from media_server.playout import Clip
@@ -31,6 +32,7 @@ QUEUE_PER_LANGUAGE = 16
 class _Request:
     caption: CaptionMessage  # a final with its translation
     ends_at: float  # when the speech ended (monotonic): listeners hear clips in this order
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 class SpeechOutput:
@@ -84,6 +86,8 @@ class SpeechOutput:
                        ErrorMessage("no_voice", f"no voice speaks {lang!r} on this server"))
             return None
         SYNTHESES.inc()
+        started = time.monotonic()
+        SPEECH_QUEUE_TIME.observe(started - request.queued_at)
         try:
             chunks = [chunk async for chunk in voice.synthesize(caption.translation.text, lang)]
         except Exception as exc:
@@ -92,6 +96,7 @@ class SpeechOutput:
             self._tell(lang, caption.speaker_id,
                        ErrorMessage("tts_failed", "the spoken translation failed"))
             return None
+        SYNTHESIS_TIME.observe(time.monotonic() - started)
         pcm = b"".join(resample_pcm(c.pcm, c.sample_rate, PLAYOUT_RATE) for c in chunks)
         return Clip(pcm, caption.utterance_id, lang, caption.text, caption.speaker_id,
                     request.ends_at)
