@@ -10,7 +10,9 @@ from media_server.protocol import CaptionMessage, ServerMessage
 
 # Past this much unsent data on the channel the client is not keeping up: interims wait.
 MAX_BUFFERED_BYTES = 256 * 1024
-OUTBOX_MESSAGES = 64  # a client that never opens its channel costs no more than this
+# A client that never opens its channel costs no more than this; enough for the room's
+# roster (`present` messages) and what follows while a newcomer connects.
+OUTBOX_MESSAGES = 256
 
 
 def _is_interim(message: ServerMessage) -> bool:

@@ -81,8 +81,8 @@ class Interpreter:
         TRANSLATIONS.labels(caption.status).inc()
         started = time.monotonic()
         try:
-            [result] = await asyncio.wait_for(
-                translator.translate([caption.text], caption.lang, target), TRANSLATE_TIMEOUT_S)
+            async with asyncio.timeout(TRANSLATE_TIMEOUT_S):
+                [result] = await translator.translate([caption.text], caption.lang, target)
         except Exception as exc:
             log.warning("translation failed", extra={
                 "error": repr(exc), "provider": translator.name, "target": target,

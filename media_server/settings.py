@@ -133,6 +133,8 @@ class Settings:
         for pair in self.google_voices:
             if "=" not in pair:
                 raise SettingsError(f"google_voices: {pair!r} is not 'lang=voice-name'")
+        if self.max_room_participants > 200:
+            raise SettingsError("max_room_participants must be at most 200")
         if not 0.0 <= self.vad_threshold < 1.0:
             raise SettingsError("vad_threshold must be between 0 and 1")
         for name in ("port", "stt_threads", "stt_beam_size", "stt_batch_size", "max_speakers",

@@ -33,6 +33,9 @@ async def test_health_endpoints(server: Server, http: aiohttp.ClientSession) -> 
         assert resp.status == 200 and "live-interpreter" in await resp.text()
     async with http.get(server.url + "/sdk/interpreter.js") as resp:
         assert resp.status == 200 and "export async function connect" in await resp.text()
+    for page, expected in (("/sdk/", "live-interpreter SDK"), ("/viewer.html", "viewer.js")):
+        async with http.get(server.url + page) as resp:
+            assert resp.status == 200 and expected in await resp.text()
 
 
 async def test_readyz_waits_for_the_engines(settings: Settings,

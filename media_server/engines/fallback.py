@@ -61,7 +61,8 @@ class ProviderHealth:
         while not self.healthy:
             await asyncio.sleep(self._board.probe_interval_s)
             try:
-                await asyncio.wait_for(self._probe(), PROBE_TIMEOUT_S)
+                async with asyncio.timeout(PROBE_TIMEOUT_S):
+                    await self._probe()
             except Exception as exc:
                 log.info("engine provider still failing", extra={
                     "kind": self.kind, "provider": self.provider, "reason": repr(exc)})
@@ -137,8 +138,8 @@ class FallbackTranslator:
         ordered = in_order([e for e in self._entries if (source, target) in e[0].pairs()])
         for index, (translator, health) in enumerate(ordered):
             try:
-                return await asyncio.wait_for(
-                    translator.translate(texts, source, target), self._timeout)
+                async with asyncio.timeout(self._timeout):
+                    return await translator.translate(texts, source, target)
             except Exception as exc:
                 following = ordered[index + 1][0].name if index + 1 < len(ordered) else None
                 fell_back("translate", health, repr(exc), following)

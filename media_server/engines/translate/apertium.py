@@ -37,8 +37,8 @@ class Apertium:
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            out, err = await asyncio.wait_for(
-                proc.communicate("\n".join(lines).encode() + b"\n"), TIMEOUT_S)
+            async with asyncio.timeout(TIMEOUT_S):
+                out, err = await proc.communicate("\n".join(lines).encode() + b"\n")
         except TimeoutError:
             proc.kill()
             await proc.wait()

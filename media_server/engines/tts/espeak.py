@@ -46,7 +46,8 @@ class EspeakTts:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         )
         try:
-            wav, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
+            async with asyncio.timeout(TIMEOUT_S):
+                wav, _ = await proc.communicate()
         except TimeoutError:
             proc.kill()
             await proc.wait()

@@ -39,7 +39,8 @@ class PiperTts:
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )
         assert self._proc.stdout is not None
-        header = await asyncio.wait_for(self._proc.stdout.readline(), STARTUP_TIMEOUT_S)
+        async with asyncio.timeout(STARTUP_TIMEOUT_S):
+            header = await self._proc.stdout.readline()
         if not header:
             raise SynthesisFailed("the piper worker did not start")
         self._sample_rate = int(json.loads(header)["sample_rate"])
@@ -59,11 +60,13 @@ class PiperTts:
                 proc.stdin.write(json.dumps({"text": text}).encode() + b"\n")
                 await proc.stdin.drain()
                 while True:
-                    header = await asyncio.wait_for(proc.stdout.readexactly(4), CHUNK_TIMEOUT_S)
+                    async with asyncio.timeout(CHUNK_TIMEOUT_S):
+                        header = await proc.stdout.readexactly(4)
                     (size,) = struct.unpack("<I", header)
                     if size == 0:
                         return
-                    pcm = await asyncio.wait_for(proc.stdout.readexactly(size), CHUNK_TIMEOUT_S)
+                    async with asyncio.timeout(CHUNK_TIMEOUT_S):
+                        pcm = await proc.stdout.readexactly(size)
                     yield PcmChunk(pcm, self._sample_rate)
             except (OSError, EOFError, asyncio.IncompleteReadError, TimeoutError) as exc:
                 log.warning("piper worker failed; restarting it", extra={"error": repr(exc)})
