@@ -16,12 +16,10 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from tests.conftest import JFK, JFK_UTTERANCES
 from tests.rtc_client import RATE, load_pcm48
 
 REPO = Path(__file__).resolve().parent.parent
-JFK = REPO.parent / "shared" / "fixtures" / "jfk.flac"
-# The four utterances of jfk.flac (seconds), as its pauses separate them.
-JFK_UTTERANCES = [(0.25, 2.35), (3.2, 4.55), (5.3, 7.8), (8.1, 10.75)]
 SPANISH_PHRASES = [
     "Buenos días a todos, empecemos con la revisión semanal.",
     "Los números del trimestre son mejores de lo esperado.",

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import JFK, percentile
+from bench.common import percentile
 from media_server.engines.catalog import EngineCatalog
 from media_server.engines.fallback import HealthBoard
 from media_server.engines.google_clients import GoogleClients, create_clients, find_credentials
@@ -34,6 +34,7 @@ from media_server.engines.translate.fast_translate import FastTranslate
 from media_server.engines.translate.google import GoogleTranslator
 from media_server.engines.tts.google import GoogleTts
 from media_server.settings import Settings
+from tests.conftest import JFK
 from tests.google_fake import FakeGoogle
 from tests.rtc_client import load_pcm48
 

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import JFK, cpu_seconds, percentile, rss_mb, server_process, wait_ready
+from bench.common import cpu_seconds, percentile, rss_mb, server_process, wait_ready
 from media_server.engines.catalog import EngineCatalog
 from media_server.engines.decode_scheduler import DecodeScheduler
 from media_server.engines.loader import Engines, load_engines
@@ -36,6 +36,7 @@ from media_server.engines.stt.base import DecodeRequest, SpeechEventKind, Transc
 from media_server.engines.vad.segmenter import SpeechSegmenter
 from media_server.engines.vad.silero_onnx import SileroOnnx, load_session
 from media_server.settings import Settings
+from tests.conftest import JFK
 from tests.rtc_client import CaptionClient, load_pcm48
 
 PORT = 8098

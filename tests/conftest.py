@@ -33,6 +33,8 @@ JFK = FIXTURES / "jfk.flac"
 JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "
             "ask what you can do for your country.")
 JFK_SECONDS = 11.0
+# The four utterances of jfk.flac (seconds), as its pauses separate them.
+JFK_UTTERANCES = [(0.25, 2.35), (3.2, 4.55), (5.3, 7.8), (8.1, 10.75)]
 # The second speaker of room tests: Piper's English voice says it (`morning48`).
 MORNING_TEXT = "Good morning everyone. The meeting starts now."
 

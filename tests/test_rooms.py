@@ -109,9 +109,12 @@ async def test_three_people_each_in_their_own_language(
     clips = lia.of_type("speech")
     for first, second in itertools.pairwise(clips):
         assert first["start_ms"] + first["duration_ms"] <= second["start_ms"] + 40
+    # Each clip is heard: loud for most of its length (espeak-ng's pauses and the
+    # receiver's jitter buffer aside), in the window the speech message announced.
     heard = [(r.at, r.message["duration_ms"] / 1000) for r in lia.received
              if r.message["type"] == "speech"]
-    assert all(lia.loud_share(at + 0.2, at + duration - 0.2) > 0.5 for at, duration in heard)
+    shares = [lia.loud_share(at, at + duration + 0.3) for at, duration in heard]
+    assert all(share > 0.4 for share in shares), shares
 
     # Joining was announced, and each got the roster on arrival.
     joined = [m["participant"]["name"] for m in lia.of_type("participant")
