@@ -6,20 +6,31 @@ apart, one person speaking at a time) and three listeners reading Portuguese,
 Spanish and English, so every final is translated and synthesised twice.
 For each number of rooms, every listener measures end of speech (the caption's
 `end_ms` on the room clock, mapped to the speaker's send time) -> the translated
-final's arrival, and -> the start of its spoken clip. A room count is carried while
+final's arrival, and -> the start of its spoken clip. CPU is given for the server
+process and for the whole machine (2 cores = 200 %: engine subprocesses such as
+Apertium and espeak-ng, and this benchmark's own 4 peers a room, share it). A room
+count is carried while
 the translated finals' p95 stays <= 1.5 s and does not grow over the run. The
 server's Prometheus histograms split the time into recognition, translation and
 synthesis (and the wait for a synthesis worker).
 
+`--recognition scripted` swaps Whisper for a recogniser that answers at once with a
+new sentence for every final (no interims): what the room layer itself carries
+(fan-out, translation, synthesis, return tracks) when recognition is elsewhere (the
+Google engines), since on a slow CPU local Whisper saturates first.
+
     .venv/bin/python bench/rooms.py [--rooms 1,2,3,4,6] [--seconds 40]
+                                    [--recognition whisper|scripted]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import random
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +39,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import cpu_seconds, percentile, phrases, server_process, wait_ready
+from bench.common import (
+    ESPEAK_PHRASES,
+    cpu_seconds,
+    percentile,
+    phrases,
+    server_process,
+    wait_ready,
+)
+from media_server.engines.decode_scheduler import DecodeScheduler
+from media_server.engines.loader import Engines, load_engines
+from media_server.engines.stream_adapter import AdapterConfig, StreamAdapter
+from media_server.engines.stt.base import DecodeRequest, Transcript
+from media_server.engines.vad.segmenter import SpeechSegmenter
+from media_server.engines.vad.silero_onnx import SileroOnnx, load_session
+from media_server.settings import Settings
 from tests.rtc_client import RATE, CaptionClient
 
 PORT = 8099
@@ -40,6 +65,54 @@ STAGES = {
     "wait for a synthesis worker": "live_interpreter_speech_queue_seconds",
     "synthesis, per language": "live_interpreter_synthesis_seconds",
 }
+
+
+class ScriptedRecognizer:
+    """Answers at once: a new sentence (never seen before, so never a cache hit) for
+    every final, nothing for interims."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        self._count = itertools.count(1)
+
+    def languages(self) -> frozenset[str]:
+        return frozenset({"en"})
+
+    def transcribe(self, requests: Sequence[DecodeRequest]) -> list[Transcript]:
+        return [Transcript(self._sentence() if r.final else "") for r in requests]
+
+    def _sentence(self) -> str:
+        n = next(self._count)
+        return f"{ESPEAK_PHRASES[n % len(ESPEAK_PHRASES)].rstrip('.')}, item {n}."
+
+
+async def serve_scripted(port: int) -> None:
+    """The server with every real engine but recognition (see ScriptedRecognizer)."""
+    from aiohttp import web
+
+    from signaling.app import create_app
+
+    settings = Settings.load().replace(stt=("local",), max_speakers=1000, max_sessions=1000)
+    real = await load_engines(settings)  # Whisper loads too, and stays idle
+    scheduler = DecodeScheduler(ScriptedRecognizer())
+    scheduler.start()
+    session = load_session()
+    stt = StreamAdapter(scheduler, lambda: SpeechSegmenter(SileroOnnx(session)), AdapterConfig())
+    app = create_app(settings, engines=Engines(stt=stt, catalog=real.catalog,
+                                               scheduler=scheduler))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await asyncio.Event().wait()
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all processes used (engine subprocesses and this client included)."""
+    import os
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -112,7 +185,7 @@ def stage_means(before: dict[str, float], after: dict[str, float]) -> dict[str, 
     return means
 
 
-async def run(rooms_list: list[int], seconds: float, langs: list[str]) -> None:
+async def run(rooms_list: list[int], seconds: float, langs: list[str], scripted: bool) -> None:
     clips = phrases("en")
     audio = program(clips, seconds)
     url = f"http://127.0.0.1:{PORT}"
@@ -120,18 +193,23 @@ async def run(rooms_list: list[int], seconds: float, langs: list[str]) -> None:
     print(f"{len(audio) / RATE:.0f} s of speech per room; listeners read "
           f"{', '.join(langs)}; 1 speaker + {len(langs)} listeners a room")
     print(f"{'rooms':>5} {'finals':>6} {'caption p50':>11} {'p95':>6} {'late/early':>10} "
-          f"{'speech p50':>10} {'p95':>6} {'server CPU':>10}   where the time goes (means)")
-    with server_process(PORT, env) as proc:
+          f"{'speech p50':>10} {'p95':>6} {'server CPU':>10} {'machine':>8}"
+          "   where the time goes (means)")
+    args = [sys.executable, __file__, "--serve", str(PORT)] if scripted else None
+    print("recognition:", "scripted (instant)" if scripted else "local Whisper")
+    with server_process(PORT, env, args) as proc:
         await wait_ready(url)
         async with aiohttp.ClientSession() as http:
             for count in rooms_list:
                 results = [RoomResult() for _ in range(count)]
                 before, cpu0 = await metrics(http, url), cpu_seconds(proc.pid)
+                busy0 = machine_busy_s()
                 started = asyncio.get_running_loop().time()
                 await asyncio.gather(*(room(url, http, f"bench-{count}-{i}", audio, langs,
                                             results[i]) for i in range(count)))
                 elapsed = asyncio.get_running_loop().time() - started
                 cpu = (cpu_seconds(proc.pid) - cpu0) / elapsed * 100
+                machine = (machine_busy_s() - busy0) / elapsed * 100
                 means = stage_means(before, await metrics(http, url))
                 lags = [lag for r in results for _, lag in r.caption_lags]
                 speech = [lag for r in results for lag in r.speech_lags]
@@ -144,7 +222,7 @@ async def run(rooms_list: list[int], seconds: float, langs: list[str]) -> None:
                 print(f"{count:>5} {sum(r.finals for r in results):>6} "
                       f"{percentile(lags, 50):>10.2f}s {percentile(lags, 95):>5.2f}s "
                       f"{trend:>9.2f}x {percentile(speech, 50):>9.2f}s "
-                      f"{percentile(speech, 95):>5.2f}s {cpu:>9.0f}%   {stages}")
+                      f"{percentile(speech, 95):>5.2f}s {cpu:>9.0f}% {machine:>7.0f}%   {stages}")
 
 
 def main() -> None:
@@ -152,9 +230,14 @@ def main() -> None:
     parser.add_argument("--rooms", default="1,2,3,4,6")
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--listeners", default=LISTENERS, help="their languages")
+    parser.add_argument("--recognition", choices=("whisper", "scripted"), default="whisper")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        asyncio.run(serve_scripted(args.serve))
+        return
     asyncio.run(run([int(n) for n in args.rooms.split(",")], args.seconds,
-                    args.listeners.split(",")))
+                    args.listeners.split(","), args.recognition == "scripted"))
 
 
 if __name__ == "__main__":
