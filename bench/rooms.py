@@ -9,10 +9,9 @@ For each number of rooms, every listener measures end of speech (the caption's
 final's arrival, and -> the start of its spoken clip. CPU is given for the server
 process and for the whole machine (2 cores = 200 %: engine subprocesses such as
 Apertium and espeak-ng, and this benchmark's own 4 peers a room, share it). A room
-count is carried while
-the translated finals' p95 stays <= 1.5 s and does not grow over the run. The
-server's Prometheus histograms split the time into recognition, translation and
-synthesis (and the wait for a synthesis worker).
+count is carried while the translated finals' p95 stays <= 1.5 s and does not grow
+over the run. The server's Prometheus histograms split the time into recognition,
+translation and synthesis (and the wait for a synthesis worker).
 
 `--recognition scripted` swaps Whisper for a recogniser that answers at once with a
 new sentence for every final (no interims): what the room layer itself carries
