@@ -52,6 +52,21 @@ async def _until(condition: Callable[[], bool], within: float, what: str,
         await asyncio.sleep(0.2)
 
 
+async def _clips_played_out(client: CaptionClient, quiet_s: float = 2.0) -> None:
+    """Wait until the last announced clip has played and no new one came for `quiet_s`."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        clips = [(r.at, r.message["duration_ms"] / 1000) for r in client.received
+                 if r.message["type"] == "speech"]
+        last_end = max((at + duration for at, duration in clips), default=0.0)
+        last_start = max((at for at, _ in clips), default=0.0)
+        now = time.monotonic()
+        if now > last_end + 0.5 and now > last_start + quiet_s:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("clips kept coming for a minute")
+
+
 async def _participant_id(client: CaptionClient) -> str:
     present = await client.wait_for(lambda m: m["type"] == "participant"
                                     and m["event"] == "present", within=5)
@@ -75,7 +90,7 @@ async def test_three_people_each_in_their_own_language(
     await _until(lambda: wer(JFK_TEXT, _said(lia, "Ana")) <= 0.15
                  and wer(MORNING_TEXT, _said(lia, "Bruno")) <= 0.2, 30,
                  "both speakers captioned for the listener", lia)
-    await asyncio.sleep(5)  # the last clips play out
+    await _clips_played_out(lia)
 
     # Everyone reads everyone, in their own language, with the speaker's name and id;
     # the original is always there.
@@ -115,7 +130,10 @@ async def test_three_people_each_in_their_own_language(
              if r.message["type"] == "speech"]
     loud = [sum(rms > 0.01 for t, rms in lia.return_audio if at - 0.1 <= t < at + duration + 0.2)
             * 0.02 / duration for at, duration in heard]  # loud time / clip length
-    assert all(share > 0.4 for share in loud), loud
+    texts = {f["utterance_id"]: f["translation"]["text"] for f in lia.finals()}
+    assert all(share > 0.4 for share in loud), [
+        (round(share, 2), m["duration_ms"], texts.get(m["utterance_id"]))
+        for share, m in zip(loud, lia.of_type("speech"), strict=True)]
 
     # Joining was announced, and each got the roster on arrival.
     joined = [m["participant"]["name"] for m in lia.of_type("participant")
