@@ -16,12 +16,28 @@ class BadRequest(InterpreterError):
     status = 400
 
 
+class Unauthorized(InterpreterError):
+    status = 401
+
+
 class NotFound(InterpreterError):
     status = 404
 
 
 class Conflict(InterpreterError):
     status = 409
+
+
+class PreconditionFailed(InterpreterError):
+    status = 412
+
+
+class UnsupportedMediaType(InterpreterError):
+    status = 415
+
+
+class Unprocessable(InterpreterError):
+    status = 422
 
 
 class Unavailable(InterpreterError):

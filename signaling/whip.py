@@ -23,7 +23,14 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from media_server.errors import BadRequest, InterpreterError, NotFound
+from media_server.errors import (
+    BadRequest,
+    NotFound,
+    PreconditionFailed,
+    Unauthorized,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 from media_server.peer import Peer
 from signaling.sessions import ice_servers, registry_of
 from signaling.state import SETTINGS
@@ -32,22 +39,6 @@ routes = web.RouteTableDef()
 
 SDP = "application/sdp"
 SDP_FRAGMENT = "application/trickle-ice-sdpfrag"
-
-
-class Unauthorized(InterpreterError):
-    status = 401
-
-
-class UnsupportedMediaType(InterpreterError):
-    status = 415
-
-
-class PreconditionFailed(InterpreterError):
-    status = 412
-
-
-class Unprocessable(InterpreterError):
-    status = 422
 
 
 @dataclass(frozen=True)
