@@ -15,16 +15,22 @@ from media_server.protocol import CaptionMessage, Translation
 
 
 class CaptionBuilder:
-    def __init__(self, speaker_id: str, speaker_name: str, lang: str, offset_ms: int = 0) -> None:
+    def __init__(self, speaker_id: str, speaker_name: str, lang: str, offset_ms: int = 0,
+                 said: int = 0) -> None:
         self._speaker_id = speaker_id
         self.speaker_name = speaker_name
         self.lang = lang
         # Where the speech stream starts on the room's clock: speakers join at any time.
         self.offset_ms = offset_ms
-        self._sequence = 0
+        self._sequence = said  # a resumed session numbers on after what it said before
         self._revision = 0
         self._open = False
         self._last: CaptionMessage | None = None
+
+    @property
+    def said(self) -> int:
+        """How many utterances this speaker has begun."""
+        return self._sequence
 
     @property
     def current_utterance_id(self) -> str:

@@ -1,9 +1,10 @@
 """One speaker's captions -> every language read in the room.
 
 Finals are translated (once per target language, concurrently) before they go
-out, then spoken. Interims go out at once in the original and again with their
-translations (latest wins, at most every `interval_ms`). A translation that fails
-or times out leaves its readers with the original and an error saying so.
+out, then archived (the store) and spoken. Interims go out at once in the original
+and again with their translations (latest wins, at most every `interval_ms`). A
+translation that fails or times out leaves its readers with the original and an
+error saying so.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from media_server.metrics import TRANSLATION_TIME, TRANSLATIONS
 from media_server.participant import Participant
 from media_server.protocol import CaptionMessage, ErrorMessage, StateMessage, Translation
 from media_server.room import Room
+from media_server.store.records import UtteranceRecord
 
 log = logging.getLogger(__name__)
 TRANSLATE_TIMEOUT_S = 5.0
@@ -33,8 +35,10 @@ class Interpreter:
         room: Room,
         speaker: Participant,
         interval_ms: int = 300,
+        engine: str = "",
     ) -> None:
         self._catalog = catalog
+        self._engine = engine  # the speech provider, kept with each final
         self._captions = captions
         self._room = room
         self._speaker = speaker
@@ -50,8 +54,11 @@ class Interpreter:
 
     async def on_caption(self, caption: CaptionMessage) -> None:
         targets = self._room.target_languages() - {caption.lang}
-        if not targets or not caption.text:
+        if not caption.text:
             self._room.broadcast(caption, {})  # an empty final closes what is on screen
+            return
+        if not targets and caption.status == "interim":
+            self._room.broadcast(caption, {})
             return
         if caption.status == "interim":
             self._room.broadcast(caption, {})
@@ -59,11 +66,18 @@ class Interpreter:
             self._wake.set()
             return
         self._latest = None
-        self._speaker.send(StateMessage("translating"))
+        if targets:
+            self._speaker.send(StateMessage("translating"))
         translations = await self._translate(caption, targets)
         translated = {lang: dataclasses.replace(caption, translation=Translation(lang, text))
                       for lang, text in translations.items()}
         self._room.broadcast(caption, translated)
+        self._room.archive(UtteranceRecord(
+            session_id=self._speaker.info.id, utterance_id=caption.utterance_id,
+            room=self._room.name, speaker_id=caption.speaker_id, speaker=caption.speaker,
+            lang=caption.lang, text=caption.text, start_ms=caption.start_ms,
+            end_ms=caption.end_ms, engine=self._engine, created_at=time.time(),
+            translations=translations))
         ends_at = self._room.wall_time(caption.end_ms)
         for version in translated.values():
             self._room.speech.speak(version, ends_at)

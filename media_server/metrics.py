@@ -51,3 +51,17 @@ SPEECH_QUEUE_TIME = Histogram(
     "live_interpreter_speech_queue_seconds",
     "Time a final waits for its language's synthesis worker.",
     buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+STORE_QUEUE = Gauge(
+    "live_interpreter_store_queue_records",
+    "Finals waiting in memory to be written to the database.", registry=REGISTRY)
+STORE_SPOOLED = Gauge(
+    "live_interpreter_store_spooled_records",
+    "Finals kept in the spool file while the database was unreachable.", registry=REGISTRY)
+CACHE_FALLBACKS = Counter(
+    "live_interpreter_cache_fallbacks_total",
+    "Cache and session-state operations served from memory because Redis failed.",
+    registry=REGISTRY)
+CACHE_BACKEND_UP = Gauge(
+    "live_interpreter_cache_backend_up",
+    "1 while the configured cache backend (Redis) answers, 0 while memory stands in.",
+    registry=REGISTRY)

@@ -28,6 +28,8 @@ class SessionInfo:
     participant_id: str  # public: what others see in captions and participant messages
     monitor: bool  # hear the spoken translation of one's own speech
     stt_model: str = ""  # the speech provider's model; empty for its default
+    kind: str = "webrtc"  # or "whip", "whep"
+    said_before: int = 0  # utterances said before this session was resumed
 
 
 class Participant:

@@ -107,15 +107,22 @@ class Peer:
         self.closed = asyncio.Event()
         self.close_reason = ""
         self._created = time.monotonic()
+        self.started_at = time.time()
         self._last_activity = self._created
         # Inactivity is judged only on what shows activity: a data channel (pings) or
         # incoming media. A WHEP player has neither; ICE consent checks end it.
         self._watch_activity = False
         self._pipeline: SpeakerPipeline | None = None
+        self._captions: CaptionBuilder | None = None
         self._interpreter: Interpreter | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         session_id_var.set(self.info.id)
         self._spawn(self._watchdog(), "watchdog")
+
+    @property
+    def utterances_said(self) -> int:
+        """Including those said before a resume: where the numbering goes on."""
+        return self._captions.said if self._captions is not None else self.info.said_before
 
     # -- signaling ------------------------------------------------------------
 
@@ -193,9 +200,11 @@ class Peer:
         assert self._stt is not None
         info = self.info
         stream = self._stt.open_stream(info.source_lang, model=info.stt_model)
-        captions = CaptionBuilder(info.participant_id, info.name, info.source_lang)
+        captions = self._captions = CaptionBuilder(info.participant_id, info.name,
+                                                   info.source_lang, said=info.said_before)
         self._interpreter = Interpreter(self._catalog, captions, self.room, self.participant,
-                                        self._limits.interim_translation_interval_ms)
+                                        self._limits.interim_translation_interval_ms,
+                                        self._stt.name)
         self._pipeline = SpeakerPipeline(stream, captions, self.participant.send,
                                          self._interpreter, self.participant.echo_guard,
                                          self.room.clock_ms)

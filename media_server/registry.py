@@ -6,10 +6,13 @@ import asyncio
 import logging
 import re
 import secrets
+import time
 
 from aiortc import RTCConfiguration, RTCIceServer
 
 from media_server.admission import SpeakerSlots
+from media_server.cache.memory import MemoryKeyValue
+from media_server.cache.sessions import SessionState, SessionStates
 from media_server.engines.catalog import EngineCatalog
 from media_server.engines.fallback import HealthChange
 from media_server.engines.loader import Engines
@@ -19,6 +22,7 @@ from media_server.peer import Peer, PeerConfig
 from media_server.protocol import EngineMessage, ErrorMessage
 from media_server.room import Room, Rooms
 from media_server.settings import Settings
+from media_server.store.records import Archiver, SessionRecord, keep_nothing
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +33,16 @@ MAX_NAME_CHARS = 64
 
 
 class SessionRegistry:
-    def __init__(self, settings: Settings, engines: Engines) -> None:
+    def __init__(self, settings: Settings, engines: Engines, archive: Archiver = keep_nothing,
+                 states: SessionStates | None = None) -> None:
         self._settings = settings
         self._engines = engines
+        self._archive = archive
+        # Where a dropped session waits to be resumed.
+        self._states = states or SessionStates(MemoryKeyValue(), settings.session_grace_s)
         self._peers: dict[str, Peer] = {}
         self.speakers = SpeakerSlots(settings.max_speakers, engines.scheduler)
-        self.rooms = Rooms(engines.catalog, settings.max_room_participants)
+        self.rooms = Rooms(engines.catalog, settings.max_room_participants, archive)
         self._limits = PeerConfig(
             idle_timeout_s=settings.peer_idle_timeout_s,
             connect_timeout_s=settings.offer_timeout_s,
@@ -57,7 +65,8 @@ class SessionRegistry:
 
     def create(
         self, room: str, name: str, source_lang: str, target_lang: str, speak: bool,
-        monitor: bool | None = None, stt_model: str = "",
+        monitor: bool | None = None, stt_model: str = "", kind: str = "webrtc",
+        resumed: SessionState | None = None,
     ) -> Peer:
         if not _ROOM.match(room):
             raise BadRequest("bad_room", "room must be 1-64 letters, digits, '.', '_' or '-'")
@@ -72,28 +81,51 @@ class SessionRegistry:
         if len(self._peers) >= self._settings.max_sessions:
             raise Unavailable("too_many_sessions", "the server has no room for another session")
         joining = self.rooms.admit(room)
-        session_id = secrets.token_urlsafe(18)
+        session_id = resumed.session_id if resumed else secrets.token_urlsafe(18)
         if speak:
             self.speakers.acquire(session_id)
         info = SessionInfo(
             id=session_id, room=room, name=name.strip(), source_lang=source_lang,
-            target_lang=target_lang, speak=speak, participant_id=_participant_id(joining),
+            target_lang=target_lang, speak=speak,
+            participant_id=resumed.participant_id if resumed else _participant_id(joining),
             # Alone, one hears one's own words interpreted; with others, by choice.
             monitor=not len(joining) if monitor is None else monitor,
-            stt_model=stt_model,
+            stt_model=stt_model, kind=kind, said_before=resumed.utterances if resumed else 0,
         )
         participant = Participant(info, joining.clock_ms, self._settings.tts_clip_gap_ms,
                                   self._settings.tts_max_delay_s)
+        if resumed is not None:
+            participant.tts_enabled = resumed.tts
+            if resumed.room_clock_origin is not None:
+                joining.continue_clock(resumed.room_clock_origin)
         peer = Peer(participant, joining, self._engines.stt, self.catalog, self._limits,
                     self._forget, self._rtc_config)
         for change in self._engines.board.degraded():  # said again once the channel opens
             participant.send(_engine_message(change))
         self._peers[session_id] = peer
         self.rooms.join(joining, participant)
-        log.info("session created", extra={"session_id": session_id, "room": room,
-                                           "speak": speak, "source_lang": source_lang,
-                                           "participant": info.participant_id})
+        self._archive(_session_record(peer))
+        log.info("session resumed" if resumed else "session created",
+                 extra={"session_id": session_id, "room": room, "speak": speak,
+                        "source_lang": source_lang, "participant": info.participant_id})
         return peer
+
+    async def resume(self, session_id: str) -> Peer:
+        """The session again, for a client that lost its connection: same participant,
+        numbering on from where it was. A connection still open here is replaced."""
+        live = self._peers.get(session_id)
+        if live is not None:
+            await live.close("resumed")  # its state is kept as it closes
+        state = await self._states.take(session_id)
+        if state is None:
+            raise NotFound("unknown_session", "no session to resume: it never existed, was "
+                           "ended by its client, or its grace period has passed")
+        try:
+            return self.create(state.room, state.name, state.source_lang, state.target_lang,
+                               state.speak, state.monitor, state.stt_model, resumed=state)
+        except Exception:
+            await self._states.keep(state)  # refused (the room is full...): try again later
+            raise
 
     def get(self, session_id: str) -> Peer:
         peer = self._peers.get(session_id)
@@ -102,7 +134,9 @@ class SessionRegistry:
         return peer
 
     async def close(self, session_id: str, reason: str) -> None:
+        """Ended by its client: not to be resumed."""
         await self.get(session_id).close(reason)
+        await self._states.forget(session_id)
 
     async def close_all(self) -> None:
         self._engines.board.unsubscribe(self._engine_changed)
@@ -120,7 +154,16 @@ class SessionRegistry:
     async def _forget(self, peer: Peer) -> None:
         self._peers.pop(peer.info.id, None)
         self.speakers.release(peer.info.id)
+        clock_origin = peer.room.clock_origin()
         await self.rooms.leave(peer.room, peer.participant)
+        self._archive(_session_record(peer, ended_at=time.time()))
+        info, participant = peer.info, peer.participant
+        await self._states.keep(SessionState(
+            session_id=info.id, room=info.room, participant_id=info.participant_id,
+            name=info.name, source_lang=info.source_lang, target_lang=participant.target_lang,
+            speak=info.speak, monitor=participant.monitor, tts=participant.tts_enabled,
+            stt_model=info.stt_model, utterances=peer.utterances_said,
+            room_clock_origin=clock_origin))
 
 
 def _participant_id(room: Room) -> str:
@@ -128,6 +171,14 @@ def _participant_id(room: Room) -> str:
     while (candidate := secrets.token_hex(4)) in taken:
         pass
     return candidate
+
+
+def _session_record(peer: Peer, ended_at: float | None = None) -> SessionRecord:
+    info = peer.info
+    return SessionRecord(
+        session_id=info.id, room=info.room, participant_id=info.participant_id,
+        name=info.name, source_lang=info.source_lang, target_lang=peer.participant.target_lang,
+        speak=info.speak, kind=info.kind, started_at=peer.started_at, ended_at=ended_at)
 
 
 def _engine_message(change: HealthChange) -> EngineMessage:

@@ -17,13 +17,16 @@ from media_server.errors import Conflict, NotFound
 from media_server.participant import Participant
 from media_server.protocol import CaptionMessage, ParticipantMessage, ServerMessage
 from media_server.speech_output import SpeechOutput
+from media_server.store.records import Archiver, keep_nothing
 
 log = logging.getLogger(__name__)
 
 
 class Room:
-    def __init__(self, name: str, catalog: EngineCatalog) -> None:
+    def __init__(self, name: str, catalog: EngineCatalog,
+                 archive: Archiver = keep_nothing) -> None:
         self.name = name
+        self.archive = archive  # finals with their translations go to the store
         self._participants: dict[str, Participant] = {}
         self.speech = SpeechOutput(catalog, self.participants)
         self._t0: float | None = None
@@ -41,6 +44,18 @@ class Room:
         if self._t0 is None:
             self._t0 = time.monotonic()
         return round((time.monotonic() - self._t0) * 1000)
+
+    def clock_origin(self) -> float | None:
+        """The epoch time of the clock's zero; None before the room's first audio."""
+        if self._t0 is None:
+            return None
+        return time.time() - (time.monotonic() - self._t0)
+
+    def continue_clock(self, origin: float) -> None:
+        """Go on with a clock started earlier: a room opened again by a resumed session
+        keeps one timeline for its captions and transcript."""
+        if self._t0 is None:
+            self._t0 = time.monotonic() - (time.time() - origin)
 
     def wall_time(self, room_ms: int) -> float:
         """The monotonic time of a point on the room's clock."""
@@ -99,8 +114,10 @@ class Room:
 class Rooms:
     """The rooms of this process. A room exists while someone is in it."""
 
-    def __init__(self, catalog: EngineCatalog, capacity: int) -> None:
+    def __init__(self, catalog: EngineCatalog, capacity: int,
+                 archive: Archiver = keep_nothing) -> None:
         self._catalog = catalog
+        self._archive = archive
         self.capacity = capacity
         self._rooms: dict[str, Room] = {}
 
@@ -116,7 +133,7 @@ class Rooms:
     def admit(self, name: str) -> Room:
         """The room to join (a new one if nobody is in it), if it has space. Nothing is
         kept until `join`, so a refused or failed join leaves nothing behind."""
-        room = self._rooms.get(name) or Room(name, self._catalog)
+        room = self._rooms.get(name) or Room(name, self._catalog, self._archive)
         if len(room) >= self.capacity:
             raise Conflict("room_full", f"room {name!r} is full ({self.capacity} participants)")
         return room

@@ -78,6 +78,15 @@ class Settings:
     tts_clip_gap_ms: int = 300
     tts_max_delay_s: float = 10.0  # a clip that would start later than this is dropped
 
+    # History (finals and translations) and its retention.
+    database_url: str = ""  # postgresql://...; empty: SQLite under data_dir
+    store_memory_limit: int = 10_000  # finals kept in memory while the database is down
+    retention_days: float = 30.0  # 0 keeps everything
+
+    # Translation cache and ephemeral session state.
+    redis_url: str = ""  # redis://...; empty: in this process's memory
+    session_grace_s: float = 30.0  # a dropped session can be resumed this long
+
     # Capacity and limits.
     max_speakers: int = 4
     max_sessions: int = 200

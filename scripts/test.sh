@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh --test
+source scripts/services.sh
 .venv/bin/ruff check .
 .venv/bin/mypy
 set +e

@@ -11,6 +11,9 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from media_server.cache import open_key_value
+from media_server.cache.sessions import SessionStates
+from media_server.cache.translations import KeyValueTranslationCache
 from media_server.engines import loader
 from media_server.engines.loader import Engines
 from media_server.errors import NotFound
@@ -18,7 +21,8 @@ from media_server.ice_addresses import restrict_host_addresses
 from media_server.metrics import REGISTRY
 from media_server.registry import SessionRegistry
 from media_server.settings import Settings
-from signaling import sessions, whip
+from media_server.store.archive import Archive
+from signaling import sessions, transcripts, whip
 from signaling.errors import error_middleware
 from signaling.state import RUNTIME, SETTINGS, Runtime
 
@@ -79,11 +83,22 @@ def create_app(
                           middlewares=[error_middleware])
     app[SETTINGS] = settings
     runtime = app[RUNTIME] = Runtime()
+    # The process's one cache backend (memory, or a Redis pool): translations and the
+    # state that lets a dropped session resume.
+    ephemeral = open_key_value(settings.redis_url)
+    states = SessionStates(ephemeral, settings.session_grace_s)
+
+    def start_sessions(engines: Engines) -> None:
+        engines.catalog.use_cache(
+            KeyValueTranslationCache(ephemeral, settings.translation_cache_ttl_s))
+        runtime.registry = SessionRegistry(settings, engines, runtime.keep, states)
+
     if engines is not None:
-        runtime.registry = SessionRegistry(settings, engines)
+        start_sessions(engines)
     app.add_routes(routes)
     app.add_routes(sessions.routes)
     app.add_routes(whip.routes)
+    app.add_routes(transcripts.routes)
     app.add_routes(_web_client_routes())  # last: it matches every GET path
 
     async def engines_context(app: web.Application) -> AsyncIterator[None]:
@@ -94,7 +109,7 @@ def create_app(
                 log.exception("engines failed to load; /readyz stays 503")
                 return
             runtime.engines = engines
-            runtime.registry = SessionRegistry(settings, engines)
+            start_sessions(engines)
 
         # Load in the background: /healthz answers at once, /readyz once loaded.
         loading = asyncio.create_task(load(), name="load-engines")
@@ -109,7 +124,17 @@ def create_app(
         if runtime.registry is not None:
             await runtime.registry.close_all()
 
+    async def state_context(app: web.Application) -> AsyncIterator[None]:
+        archive = Archive(settings)
+        await archive.start()
+        runtime.archive = archive
+        yield
+        runtime.archive = None
+        await archive.close()  # after the sessions: their last finals are written
+        await ephemeral.close()
+
     app.on_shutdown.append(close_sessions)
+    app.cleanup_ctx.append(state_context)
     if engines is None:
         app.cleanup_ctx.append(engines_context)
     return app

@@ -15,6 +15,10 @@ from media_server import log as logsetup
 from media_server.engines.google_clients import find_credentials
 from media_server.engines.loader import load_engines
 from media_server.settings import Settings, SettingsError
+from media_server.store import export
+from media_server.store.archive import open_store
+from media_server.store.base import StoreUnavailable
+from media_server.store.records import SessionRecord, UtteranceRecord
 from signaling.app import create_app
 
 log = logging.getLogger("live_interpreter")
@@ -56,6 +60,28 @@ def _languages(settings: Settings, as_json: bool) -> int:
     return 0
 
 
+def _export(settings: Settings, room: str, kind: str, lang: str | None) -> int:
+    """Print a room's transcript from the store (the server need not run)."""
+
+    async def read() -> tuple[list[UtteranceRecord], list[SessionRecord]]:
+        store = await open_store(settings)
+        try:
+            return await store.transcript(room), await store.sessions(room)
+        finally:
+            await store.close()
+
+    try:
+        records, sessions = asyncio.run(read())
+    except StoreUnavailable as exc:
+        sys.stderr.write(f"live-interpreter: {exc}\n")
+        return 1
+    if not records:
+        sys.stderr.write(f"live-interpreter: no transcript for room {room!r}\n")
+        return 1
+    sys.stdout.write(export.render(kind, room, records, sessions, lang))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="live-interpreter",
                                      description="Real-time interpretation server for WebRTC")
@@ -66,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     languages = commands.add_parser(
         "languages", help="list the languages, translation pairs and voices available")
     languages.add_argument("--json", action="store_true", help="print JSON")
+    exporting = commands.add_parser("export", help="print a room's transcript from the store")
+    exporting.add_argument("room")
+    exporting.add_argument("--format", choices=sorted(export.FORMATS), default="vtt")
+    exporting.add_argument("--lang", help="a translated language (default: the original)")
     args = parser.parse_args(argv)
     try:
         settings = Settings.load()
@@ -73,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"live-interpreter: {exc}\n")  # logging is not set up yet
         return 2
     logsetup.configure(settings.log_level, settings.log_format)
+    if args.command == "export":
+        return _export(settings, args.room, args.format, args.lang)
     if settings.uses_google():
         try:  # before anything starts: a server that cannot reach its engines is no use
             find_credentials(settings)

@@ -50,20 +50,25 @@ async def create_session(request: web.Request) -> web.Response:
     registry = registry_of(request)
     settings = request.app[SETTINGS]
     data = await _json_object(request)
-    source = _get(data, "source_lang", str, settings.stt_default_language)
-    peer = registry.create(
-        room=_get(data, "room", str, "default"),
-        name=_get(data, "name", str, "Speaker"),
-        source_lang=source,
-        target_lang=_get(data, "target_lang", str, source),
-        speak=_get(data, "speak", bool, True),
-        monitor=_get(data, "monitor", (bool, type(None)), None),
-        stt_model=_get(data, "stt_model", str, ""),
-    )
+    resume = _get(data, "resume", str, "")
+    if resume:  # a client back after losing its connection: the session goes on
+        peer = await registry.resume(resume)
+    else:
+        source = _get(data, "source_lang", str, settings.stt_default_language)
+        peer = registry.create(
+            room=_get(data, "room", str, "default"),
+            name=_get(data, "name", str, "Speaker"),
+            source_lang=source,
+            target_lang=_get(data, "target_lang", str, source),
+            speak=_get(data, "speak", bool, True),
+            monitor=_get(data, "monitor", (bool, type(None)), None),
+            stt_model=_get(data, "stt_model", str, ""),
+        )
     return web.json_response(
         {
             "session_id": peer.info.id,
             "participant_id": peer.info.participant_id,
+            "resumed": bool(resume),
             "ice_servers": ice_servers(settings),
         },
         status=201,

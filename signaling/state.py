@@ -9,6 +9,8 @@ from aiohttp import web
 from media_server.engines.loader import Engines
 from media_server.registry import SessionRegistry
 from media_server.settings import Settings
+from media_server.store.archive import Archive
+from media_server.store.records import StoreRecord
 
 
 @dataclass
@@ -17,6 +19,11 @@ class Runtime:
 
     engines: Engines | None = None
     registry: SessionRegistry | None = None
+    archive: Archive | None = None  # the store, once the app has started
+
+    def keep(self, record: StoreRecord) -> None:
+        if self.archive is not None:
+            self.archive.submit(record)
 
 
 SETTINGS = web.AppKey("settings", Settings)

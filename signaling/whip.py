@@ -98,6 +98,7 @@ async def _create(request: web.Request, kind: _Kind) -> web.Response:
         target_lang=query.get("target", lang),
         speak=kind.speak,
         monitor=False,
+        kind=kind.path,
     )
     try:
         answer = await peer.answer(sdp, "offer")

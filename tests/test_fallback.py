@@ -9,7 +9,7 @@ import time
 
 import grpc
 
-from media_server.cache.memory import MemoryCache
+from media_server.cache.translations import in_memory_cache
 from media_server.engines.catalog import EngineCatalog
 from media_server.engines.fallback import HealthBoard, HealthChange
 from media_server.engines.google_clients import GoogleClients
@@ -55,7 +55,7 @@ async def catalog_with_google_first(clients: GoogleClients, board: HealthBoard
     voice = GoogleTts(clients.tts, {}, 48000, 0.5)
     await voice.load_voices()
     return EngineCatalog(frozenset({"en"}), [google, local], [voice, EspeakTts()], board,
-                         MemoryCache(), timeout_s=1.0)
+                         in_memory_cache(), timeout_s=1.0)
 
 
 async def test_translation_falls_back_and_comes_back(

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from media_server.cache.memory import MemoryCache
+from media_server.cache.translations import in_memory_cache
 from media_server.engines.google_clients import GoogleClients
 from media_server.engines.translate.base import TranslationFailed
 from media_server.engines.translate.cached import CachedTranslator
@@ -63,7 +63,7 @@ async def test_an_outage_fails_within_the_deadline(
 
 async def test_the_cache_saves_calls_and_targets_go_out_together(
         google_clients: GoogleClients, fake_google: FakeGoogle) -> None:
-    cached = CachedTranslator(await translator(google_clients), MemoryCache())
+    cached = CachedTranslator(await translator(google_clients), in_memory_cache())
     fake_google.translation.delay_s = 0.3
     started = time.monotonic()
     results = await asyncio.gather(*(cached.translate(["Ask not."], "en", target)

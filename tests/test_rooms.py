@@ -12,6 +12,8 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+import srt
+import webvtt
 
 from media_server.engines.loader import Engines
 from media_server.metrics import REGISTRY
@@ -135,6 +137,8 @@ async def test_three_people_each_in_their_own_language(
         (round(share, 2), m["duration_ms"], texts.get(m["utterance_id"]))
         for share, m in zip(loud, lia.of_type("speech"), strict=True)]
 
+    await _check_transcript(server, http, lia)
+
     # Joining was announced, and each got the roster on arrival.
     joined = [m["participant"]["name"] for m in lia.of_type("participant")
               if m["event"] == "joined"]
@@ -144,6 +148,35 @@ async def test_three_people_each_in_their_own_language(
     assert sorted(present) == ["Ana", "Bruno", "Lia"]
     for client in (lia, ana, bruno):
         await client.close()
+
+
+async def _check_transcript(server: Server, http: aiohttp.ClientSession,
+                            reader: CaptionClient) -> None:
+    """The room's transcript, from the store, in every format: what the reader read."""
+    finals = reader.finals()
+    url = f"{server.url}/api/rooms/{ROOM}/transcript"
+    async with http.get(url, params={"lang": "pt"}) as resp:
+        assert resp.status == 200
+        utterances = (await resp.json())["utterances"]
+    assert [(u["speaker"], u["original"], u["text"], u["start_ms"]) for u in utterances] == \
+        sorted([(f["speaker"], f["text"], f["translation"]["text"], f["start_ms"])
+                for f in finals], key=lambda row: row[3])
+    async with http.get(url, params={"format": "vtt", "lang": "pt"}) as resp:
+        assert resp.status == 200 and resp.content_type == "text/vtt"
+        cues = webvtt.from_string(await resp.text()).captions
+    assert [(c.voice, c.text) for c in cues] == [(u["speaker"], u["text"]) for u in utterances]
+    async with http.get(url, params={"format": "srt"}) as resp:  # the original
+        assert resp.status == 200
+        subtitles = list(srt.parse(await resp.text()))
+    assert [s.content for s in subtitles] == [f"{u['speaker']}: {u['original']}"
+                                              for u in utterances]
+    assert [round(s.start.total_seconds() * 1000) for s in subtitles] == \
+        [u["start_ms"] for u in utterances]
+    for bad, code in (({"format": "doc"}, 400), ({"lang": "x y"}, 400)):
+        async with http.get(url, params=bad) as resp:
+            assert resp.status == code
+    async with http.get(f"{server.url}/api/rooms/nobody/transcript") as resp:
+        assert resp.status == 404
 
 
 async def test_a_listener_joining_late_gets_later_captions_only(

@@ -1,1 +1,16 @@
-"""Translation cache and ephemeral state: base.py, memory.py (default)."""
+"""Translation cache and ephemeral session state: in memory by default, in Redis
+(with memory standing in while it is down) when `LIVE_INTERPRETER_REDIS_URL` is set."""
+
+from __future__ import annotations
+
+from media_server.cache.base import KeyValue
+from media_server.cache.degrading import DegradingKeyValue
+from media_server.cache.memory import MemoryKeyValue
+from media_server.cache.redis import RedisKeyValue
+
+
+def open_key_value(redis_url: str) -> KeyValue:
+    """The process's one backend (one Redis connection pool per process)."""
+    if not redis_url:
+        return MemoryKeyValue()
+    return DegradingKeyValue(RedisKeyValue.from_url(redis_url), MemoryKeyValue())

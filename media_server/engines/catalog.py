@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from media_server.cache.base import TranslationCache
-from media_server.cache.memory import MemoryCache
+from media_server.cache.translations import in_memory_cache
 from media_server.engines.fallback import (
     FallbackTranslator,
     FallbackTts,
@@ -44,7 +44,7 @@ class EngineCatalog:
     translators: list[Translator]
     voices: list[TextToSpeech]
     board: HealthBoard = field(default_factory=HealthBoard)
-    cache: TranslationCache = field(default_factory=MemoryCache)
+    cache: TranslationCache = field(default_factory=in_memory_cache)
     timeout_s: float = 5.0  # per provider, before the next one is tried
 
     def __post_init__(self) -> None:
@@ -68,6 +68,11 @@ class EngineCatalog:
             chain = self._translator_chains[(source, target)] = CachedTranslator(
                 fallback, self.cache)
         return chain
+
+    def use_cache(self, cache: TranslationCache) -> None:
+        """Put another cache in front of every translator (the process's Redis, say)."""
+        self.cache = cache
+        self._translator_chains.clear()  # rebuilt on next use, with this cache
 
     def voice_for(self, language: str) -> TextToSpeech | None:
         chain = self._voice_chains.get(language)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from media_server.cache.memory import MemoryCache
+from media_server.cache.translations import in_memory_cache
 from media_server.engines.catalog import EngineCatalog
 from media_server.engines.decode_scheduler import DecodeScheduler
 from media_server.engines.fallback import HealthBoard
@@ -125,7 +125,7 @@ async def _load(settings: Settings, closers: list[Callable[[], Awaitable[None]]]
     board = HealthBoard(settings.engine_probe_interval_s)
     catalog = EngineCatalog(
         frozenset().union(*(s.languages() for s in speech)), translators, voices, board,
-        MemoryCache(settings.translation_cache_ttl_s),
+        in_memory_cache(settings.translation_cache_ttl_s),
         # Google retries transient errors within its own deadline; then the next serves.
         timeout_s=settings.google_timeout_s + 1.0)
     stt = speech[0] if len(speech) == 1 else FallbackSpeech(

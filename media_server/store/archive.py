@@ -1,0 +1,104 @@
+"""The store as the server uses it: the database chosen by the settings, opened when
+first reachable (the server starts without it), written behind, purged by age."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from media_server.settings import Settings
+from media_server.store.base import Store, StoreUnavailable
+from media_server.store.records import SessionRecord, StoreRecord, UtteranceRecord
+from media_server.store.writer import WriteBehind
+
+log = logging.getLogger(__name__)
+PURGE_INTERVAL_S = 3600.0
+
+
+async def open_store(settings: Settings) -> Store:
+    if settings.database_url:
+        from media_server.store.postgres import PostgresStore
+        return await PostgresStore.open(settings.database_url)
+    from media_server.store.sqlite import SqliteStore
+    return await SqliteStore.open(Path(settings.data_dir) / "live-interpreter.db")
+
+
+class _Reconnecting:
+    """Opens the database on first use and again after it was lost."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._store: Store | None = None
+        self.name = "postgresql" if settings.database_url else "sqlite"
+
+    async def _open(self) -> Store:
+        if self._store is None:
+            try:
+                self._store = await open_store(self._settings)
+            except StoreUnavailable:
+                raise
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot open the store: {exc}") from exc
+        return self._store
+
+    async def write(self, records: Sequence[StoreRecord]) -> None:
+        await (await self._open()).write(records)
+
+    async def transcript(self, room: str) -> list[UtteranceRecord]:
+        return await (await self._open()).transcript(room)
+
+    async def sessions(self, room: str) -> list[SessionRecord]:
+        return await (await self._open()).sessions(room)
+
+    async def purge(self, before: float) -> int:
+        return await (await self._open()).purge(before)
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await self._store.close()
+
+
+class Archive:
+    def __init__(self, settings: Settings) -> None:
+        self.store = _Reconnecting(settings)
+        self.writer = WriteBehind(self.store, Path(settings.data_dir) / "store-spool.jsonl",
+                                  settings.store_memory_limit)
+        self._retention_s = settings.retention_days * 86400
+        self._purger: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.writer.start()
+        if self._retention_s > 0:
+            self._purger = asyncio.create_task(self._purge_periodically(), name="store-purge")
+
+    def submit(self, record: StoreRecord) -> None:
+        self.writer.submit(record)
+
+    async def transcript(self, room: str) -> tuple[list[UtteranceRecord], list[SessionRecord]]:
+        """A room's finals and sessions, with what was just said."""
+        await self.writer.drain(1.0)
+        return await self.store.transcript(room), await self.store.sessions(room)
+
+    async def purge(self) -> int:
+        removed = await self.store.purge(time.time() - self._retention_s)
+        if removed:
+            log.info("old transcripts purged", extra={"utterances": removed})
+        return removed
+
+    async def _purge_periodically(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.purge()
+            await asyncio.sleep(PURGE_INTERVAL_S)
+
+    async def close(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+        await self.writer.aclose()
+        await self.store.close()

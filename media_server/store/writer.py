@@ -1,0 +1,136 @@
+"""Write-behind: finals reach the database off the media path, and none is lost.
+
+`submit` only appends to memory (the caption path never waits on the database). A
+worker writes batches in order. While the database is unreachable the records stay
+in memory up to `memory_limit`, then go to a spool file (JSON lines) next to the
+data; when the database is back the spool is written first, then memory, so the
+order holds. Writes are idempotent, so a batch retried after an unclear failure
+is never doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from pathlib import Path
+
+from media_server.metrics import STORE_QUEUE, STORE_SPOOLED
+from media_server.store.base import Store
+from media_server.store.records import StoreRecord, record_from_json, record_to_json
+
+log = logging.getLogger(__name__)
+BATCH = 200
+RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0
+
+
+class WriteBehind:
+    def __init__(self, store: Store, spool: Path, memory_limit: int = 10_000) -> None:
+        self._store = store
+        self._spool = spool
+        self._memory_limit = memory_limit
+        self._memory: deque[StoreRecord] = deque()
+        self._spooled = 0
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set while nothing is pending
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        """Records not yet in the database (memory and spool)."""
+        return len(self._memory) + self._spooled
+
+    async def start(self) -> None:
+        self._spooled = await asyncio.to_thread(_count_lines, self._spool)
+        STORE_SPOOLED.set(self._spooled)
+        if not self.pending:
+            self._idle.set()
+        self._task = asyncio.create_task(self._run(), name="store-writer")
+
+    def submit(self, record: StoreRecord) -> None:
+        self._memory.append(record)
+        STORE_QUEUE.set(len(self._memory))
+        self._idle.clear()
+        self._wake.set()
+
+    async def drain(self, within_s: float) -> bool:
+        """Wait until everything is written (True), or `within_s` passes (False)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within_s):
+                await self._idle.wait()
+        return not self.pending
+
+    async def aclose(self, within_s: float = 2.0) -> None:
+        """Write what is left if the database answers; spool the rest for next time."""
+        await self.drain(within_s)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._memory:
+            await self._spill()
+
+    async def _run(self) -> None:
+        delay = RETRY_MIN_S
+        while True:
+            if not self.pending:
+                self._wake.clear()
+                await self._wake.wait()
+            try:
+                await self._write_pending()
+                delay = RETRY_MIN_S
+            except Exception as exc:  # the database is down or refuses: keep, retry
+                log.warning("store write failed; kept for later",
+                            extra={"error": repr(exc), "pending": self.pending})
+                if len(self._memory) > self._memory_limit:
+                    await self._spill()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _write_pending(self) -> None:
+        if self._spooled:
+            spooled = await asyncio.to_thread(_read_lines, self._spool)
+            for start in range(0, len(spooled), BATCH):
+                await self._store.write(spooled[start:start + BATCH])
+            await asyncio.to_thread(self._spool.unlink, True)
+            self._spooled = 0
+            STORE_SPOOLED.set(0)
+        while self._memory:
+            batch = [self._memory[i] for i in range(min(BATCH, len(self._memory)))]
+            await self._store.write(batch)
+            for _ in batch:
+                self._memory.popleft()
+            STORE_QUEUE.set(len(self._memory))
+        self._idle.set()
+
+    async def _spill(self) -> None:
+        """Memory -> the end of the spool file (it holds older records than memory)."""
+        records = list(self._memory)
+        await asyncio.to_thread(_append_lines, self._spool, records)
+        for _ in records:
+            self._memory.popleft()
+        self._spooled += len(records)
+        STORE_QUEUE.set(len(self._memory))
+        STORE_SPOOLED.set(self._spooled)
+        log.warning("store unreachable; records spooled to disk",
+                    extra={"spooled": self._spooled, "path": str(self._spool)})
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open() as spool:
+        return sum(1 for line in spool if line.strip())
+
+
+def _read_lines(path: Path) -> list[StoreRecord]:
+    with path.open() as spool:
+        return [record_from_json(line) for line in spool if line.strip()]
+
+
+def _append_lines(path: Path, records: list[StoreRecord]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as spool:
+        spool.writelines(record_to_json(record) + "\n" for record in records)
+        spool.flush()
