@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import random
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,14 +44,10 @@ from bench.common import (
     server_process,
     wait_ready,
 )
-from media_server.engines.decode_scheduler import DecodeScheduler
-from media_server.engines.loader import Engines, load_engines
-from media_server.engines.stream_adapter import AdapterConfig, StreamAdapter
-from media_server.engines.stt.base import DecodeRequest, Transcript
-from media_server.engines.vad.segmenter import SpeechSegmenter
-from media_server.engines.vad.silero_onnx import SileroOnnx, load_session
+from media_server.engines.loader import load_engines
 from media_server.settings import Settings
 from tests.rtc_client import RATE, CaptionClient
+from tests.scripted_speech import scripted_engines
 
 PORT = 8099
 GAP_S = 1.5
@@ -66,26 +60,6 @@ STAGES = {
 }
 
 
-class ScriptedRecognizer:
-    """Answers at once: a new sentence (never seen before, so never a cache hit) for
-    every final, nothing for interims."""
-
-    name = "scripted"
-
-    def __init__(self) -> None:
-        self._count = itertools.count(1)
-
-    def languages(self) -> frozenset[str]:
-        return frozenset({"en"})
-
-    def transcribe(self, requests: Sequence[DecodeRequest]) -> list[Transcript]:
-        return [Transcript(self._sentence() if r.final else "") for r in requests]
-
-    def _sentence(self) -> str:
-        n = next(self._count)
-        return f"{ESPEAK_PHRASES[n % len(ESPEAK_PHRASES)].rstrip('.')}, item {n}."
-
-
 async def serve_scripted(port: int) -> None:
     """The server with every real engine but recognition (see ScriptedRecognizer)."""
     from aiohttp import web
@@ -94,12 +68,7 @@ async def serve_scripted(port: int) -> None:
 
     settings = Settings.load().replace(stt=("local",), max_speakers=1000, max_sessions=1000)
     real = await load_engines(settings)  # Whisper loads too, and stays idle
-    scheduler = DecodeScheduler(ScriptedRecognizer())
-    scheduler.start()
-    session = load_session()
-    stt = StreamAdapter(scheduler, lambda: SpeechSegmenter(SileroOnnx(session)), AdapterConfig())
-    app = create_app(settings, engines=Engines(stt=stt, catalog=real.catalog,
-                                               scheduler=scheduler))
+    app = create_app(settings, engines=scripted_engines(real, ESPEAK_PHRASES))
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -4,10 +4,12 @@ start and cut them off without disturbing the machine's shared services."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 import asyncpg
@@ -31,10 +33,11 @@ def _postgres_tool(name: str) -> str:
 
 class PrivatePostgres:
     """A cluster of its own (trust auth, loopback only). PostgreSQL refuses to run as
-    root, so under root it runs as the `postgres` user."""
+    root, so under root it runs as the `postgres` user, in a directory of its own
+    under /tmp (pytest's are closed to other users)."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="live-interpreter-pg-"))
         self.port = spare_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self._as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -48,7 +51,6 @@ class PrivatePostgres:
             raise RuntimeError(f"{command[0]} failed: {output.decode(errors='replace')}")
 
     async def create(self) -> None:
-        self.directory.mkdir(parents=True)
         if self._as_owner:
             shutil.chown(self.directory, "postgres", "postgres")
         await self._run(_postgres_tool("initdb"), "-D", str(self.directory / "data"), "-A", "trust",
@@ -64,6 +66,11 @@ class PrivatePostgres:
     async def stop(self) -> None:
         await self._run(_postgres_tool("pg_ctl"), "-D", str(self.directory / "data"), "-m",
                   "immediate", "-w", "stop")
+
+    async def destroy(self) -> None:
+        with contextlib.suppress(RuntimeError):  # already stopped
+            await self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     async def terminate_backends(self) -> int:
         """Cut every other connection, as a failover or an admin would."""

@@ -83,10 +83,24 @@ class WriteBehind:
             except Exception as exc:  # the database is down or refuses: keep, retry
                 log.warning("store write failed; kept for later",
                             extra={"error": repr(exc), "pending": self.pending})
-                if len(self._memory) > self._memory_limit:
-                    await self._spill()
-                await asyncio.sleep(delay)
+                await self._pause(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before trying again; meanwhile, what is past the memory bound goes to
+        the spool as it comes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            if len(self._memory) > self._memory_limit:
+                await self._spill()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._wake.wait()
 
     async def _write_pending(self) -> None:
         if self._spooled:
@@ -113,8 +127,9 @@ class WriteBehind:
         self._spooled += len(records)
         STORE_QUEUE.set(len(self._memory))
         STORE_SPOOLED.set(self._spooled)
-        log.warning("store unreachable; records spooled to disk",
-                    extra={"spooled": self._spooled, "path": str(self._spool)})
+        if self._spooled == len(records):  # the first of this outage
+            log.warning("store unreachable; records spooled to disk",
+                        extra={"spooled": self._spooled, "path": str(self._spool)})
 
 
 def _count_lines(path: Path) -> int:
