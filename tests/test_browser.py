@@ -233,6 +233,37 @@ async def test_a_closed_tab_is_noticed_within_5_s(browser: Browser, served: Path
     await watcher.close()
 
 
+# The finished caption rows of the demo page, by utterance.
+FINAL_ROWS = """() => [...document.querySelectorAll('.caption.final')].map(
+  (row) => row.dataset.utterance)"""
+
+
+async def test_the_demo_page_resumes_its_session_after_a_reconnect(
+        browser: Browser, served: Path) -> None:
+    page = await _open_when_ready(browser, served)
+    await page.click("#start")
+    await page.wait_for_function("document.querySelectorAll('.caption.final').length >= 2",
+                                 timeout=30000)
+    session_id = await page.evaluate("document.body.dataset.session")
+    before = await page.evaluate(FINAL_ROWS)
+    await page.evaluate("""() => {
+      window.resumed = new Promise((done) => window.interpreterSession.on('reconnected', done));
+      window.interpreterSession.reconnect();
+    }""")
+    await page.evaluate("window.resumed")  # a new connection, the same session
+    assert await page.evaluate("window.interpreterSession.id") == session_id
+    await page.wait_for_function(f"document.querySelectorAll('.caption.final').length >= "
+                                 f"{len(before) + 2}", timeout=30000)
+    after = await page.evaluate(FINAL_ROWS)
+    assert after[:len(before)] == before  # what was on screen stays
+    numbers = [int(u.rsplit("-", 1)[1]) for u in after]
+    assert numbers == sorted(set(numbers)), after  # numbering went on: nothing twice
+    state = await page.evaluate(
+        f"fetch('/api/sessions/{session_id}').then((r) => r.json())")
+    assert state["connection_state"] == "connected"
+    await page.close()
+
+
 # The overlay's finished captions: who said it, the translation, the original.
 VIEWER_ROWS = """() => [...document.querySelectorAll('.caption:not(.interim)')].map((row) => ({
   speaker: row.querySelector('.speaker').textContent,

@@ -148,6 +148,7 @@ async function start() {
   }
   stopButton.disabled = false;
   document.body.dataset.session = session.id; // for support and tests
+  window.interpreterSession = session; // for the browser console (and tests)
   setState(session.state);
   session.on("caption", renderCaption);
   session.on("speech", markSpoken);
@@ -158,6 +159,8 @@ async function start() {
     // A fallback engine serves while a provider is out; say so until it is back.
     if (e.status === "restored") showError("");
   });
+  session.on("reconnecting", () => showError("Connection lost: reconnecting…"));
+  session.on("reconnected", () => showError(""));
   session.on("close", stopped);
   if (!$("tts").checked) session.setTts(false);
   if (session.stream) meters.push(levelMeter(session.stream, $("level")));

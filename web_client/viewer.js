@@ -64,7 +64,9 @@ async function join() {
   session.on("error", (e) => {
     if (e.code === "autoplay_blocked") status.textContent = "click to hear the interpretation";
   });
-  session.on("close", () => {
+  session.on("reconnecting", () => (status.textContent = "reconnecting…"));
+  session.on("reconnected", () => (status.textContent = ""));
+  session.on("close", () => {  // could not resume in time: join afresh
     status.textContent = "reconnecting…";
     setTimeout(join, RECONNECT_MS);
   });

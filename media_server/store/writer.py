@@ -23,6 +23,7 @@ from media_server.store.records import StoreRecord, record_from_json, record_to_
 log = logging.getLogger(__name__)
 BATCH = 200
 RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0
+LINGER_S = 0.1
 
 
 class WriteBehind:
@@ -77,6 +78,9 @@ class WriteBehind:
             if not self.pending:
                 self._wake.clear()
                 await self._wake.wait()
+                # Let finals gather for a moment: one transaction for several of them
+                # costs the event loop less than one each.
+                await asyncio.sleep(LINGER_S)
             try:
                 await self._write_pending()
                 delay = RETRY_MIN_S

@@ -8,12 +8,18 @@
 //   session.on("state", (s) => ...);       // "idle" | "listening" | "translating" | "speaking"
 //   session.on("speech", (s) => ...);      // a spoken-translation clip starts playing
 //   session.on("error", (e) => ...);       // {code, message}
+//   session.on("reconnecting", (reason) => ...); // the connection dropped: resuming the session
+//   session.on("reconnected", () => ...);         // same participant, captions go on
 //   session.on("close", (reason) => ...);
 //   session.attachAudio(element); session.setLanguage("pt"); session.setVolume(0.8);
 //   session.setMuted(true); session.setTts(false); session.setMonitor(true); session.leave();
+//   session.reconnect(); // a new connection for the same session (after a network change)
 
 const PING_INTERVAL_MS = 1000;
 const ICE_GATHER_WAIT_MS = 1000;
+// A dropped connection is resumed (same session, same participant) within the server's
+// grace period (30 s by default): tries after these waits, then the session is over.
+const RESUME_WAITS_MS = [300, 1000, 2000, 3000, 5000, 5000, 5000, 5000];
 
 export class InterpreterError extends Error {
   constructor(code, message, status) {
@@ -81,6 +87,9 @@ class Session {
     this._lateCandidates = [];
     this._answered = false;
     this._unsent = [];
+    this._options = null; // what _negotiate was given, to negotiate again on resume
+    this._resuming = false;
+    this._revisions = new Map(); // utterance id -> last revision shown: nothing twice
   }
 
   on(event, handler) {
@@ -151,6 +160,13 @@ class Session {
     this._emit("audio", this.remoteStream);
   }
 
+  _onCaption(caption) {
+    const shown = this._revisions.get(caption.utterance_id);
+    if (shown !== undefined && caption.revision <= shown) return; // already shown
+    this._revisions.set(caption.utterance_id, caption.revision);
+    this._emit("caption", caption);
+  }
+
   _onParticipant(message) {
     const { event, participant } = message;
     if (event === "left") this.participants.delete(participant.id);
@@ -158,46 +174,92 @@ class Session {
     this._emit("participant", message);
   }
 
-  async _negotiate({ stream, speak, relayOnly }) {
-    this.pc = new RTCPeerConnection({
+  async _negotiate(options) {
+    const { stream, speak, relayOnly } = options;
+    this._options = options;
+    this._answered = false;
+    const pc = (this.pc = new RTCPeerConnection({
       iceServers: this.iceServers,
       iceTransportPolicy: relayOnly ? "relay" : "all",
-    });
+    }));
+    const current = () => pc === this.pc && !this.closed; // events of a replaced connection are old news
     if (speak) {
-      for (const track of stream.getAudioTracks()) this.pc.addTrack(track, stream);
+      for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
     } else {
-      this.pc.addTransceiver("audio", { direction: "recvonly" }); // to hear the interpretation
+      pc.addTransceiver("audio", { direction: "recvonly" }); // to hear the interpretation
     }
-    this.pc.ontrack = (event) => {
-      if (event.track.kind === "audio") this._onAudioTrack(event);
+    pc.ontrack = (event) => {
+      if (current() && event.track.kind === "audio") this._onAudioTrack(event);
     };
-    this.channel = this.pc.createDataChannel("captions");
-    this.channel.onmessage = (event) => this._onMessage(event.data);
-    this.channel.onopen = () => {
+    const channel = (this.channel = pc.createDataChannel("captions"));
+    channel.onmessage = (event) => current() && this._onMessage(event.data);
+    channel.onopen = () => {
+      if (!current()) return;
       this._unsent.splice(0).forEach((message) => this._send(message));
+      clearInterval(this._pinger);
       this._pinger = setInterval(() => this._send({ type: "ping" }), PING_INTERVAL_MS);
     };
-    this.channel.onclose = () => this._finish("channel closed");
-    this.pc.onicecandidate = (event) => {
-      if (!event.candidate) return;
+    channel.onclose = () => current() && this._lost("channel closed");
+    pc.onicecandidate = (event) => {
+      if (!current() || !event.candidate) return;
       if (this._answered) this._trickle([event.candidate]);
       else this._lateCandidates.push(event.candidate);
     };
-    this.pc.onconnectionstatechange = () => {
-      if (["failed", "closed"].includes(this.pc.connectionState)) {
-        this._finish(`connection ${this.pc.connectionState}`);
+    pc.onconnectionstatechange = () => {
+      if (current() && ["failed", "closed"].includes(pc.connectionState)) {
+        this._lost(`connection ${pc.connectionState}`);
       }
     };
-    await this.pc.setLocalDescription(await this.pc.createOffer());
+    await pc.setLocalDescription(await pc.createOffer());
     // Most candidates arrive within milliseconds: send them in the offer, trickle the rest.
-    await waitForIceGathering(this.pc, ICE_GATHER_WAIT_MS);
+    await waitForIceGathering(pc, ICE_GATHER_WAIT_MS);
     this._lateCandidates = [];
     const answer = await api(this.server, "POST", `/api/sessions/${this.id}/offer`, {
-      sdp: this.pc.localDescription.sdp,
+      sdp: pc.localDescription.sdp,
       type: "offer",
     });
-    await this.pc.setRemoteDescription(answer);
+    await pc.setRemoteDescription(answer);
     this._answered = true;
+  }
+
+  /** Drop this connection and go on with the session over a new one (after the
+   * network changed, say). Emits "reconnecting", then "reconnected". */
+  reconnect() {
+    this._lost("reconnect requested");
+  }
+
+  /** The connection went without anyone closing it: resume the session. */
+  _lost(reason) {
+    if (this.closed || this._resuming) return;
+    this._resuming = true;
+    clearInterval(this._pinger);
+    const old = this.pc;
+    this.pc = null; // its late events are ignored from here on
+    old.close();
+    this._emit("reconnecting", reason);
+    this._resume(reason);
+  }
+
+  async _resume(reason) {
+    for (const wait of RESUME_WAITS_MS) {
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      if (this.closed) return;
+      try {
+        const info = await api(this.server, "POST", "/api/sessions", { resume: this.id });
+        this.iceServers = info.ice_servers || this.iceServers;
+        this.participants.clear(); // the server tells who is there again
+        await this._negotiate(this._options);
+        this._resuming = false;
+        this._emit("reconnected");
+        return;
+      } catch (err) {
+        if (this.pc) this.pc.close();
+        this.pc = null;
+        if (err.code === "unknown_session") break; // ended, or past the grace period
+      }
+    }
+    this._resuming = false;
+    this._finish(`${reason}; could not resume`);
   }
 
   _trickle(candidates) {
@@ -214,7 +276,7 @@ class Session {
     } catch {
       return;
     }
-    if (message.type === "caption") this._emit("caption", message);
+    if (message.type === "caption") this._onCaption(message);
     else if (message.type === "participant") this._onParticipant(message);
     else if (message.type === "state") {
       this.state = message.state;
