@@ -76,7 +76,7 @@ def server_process(port: int, env: dict[str, str] | None = None,
     """`live-interpreter serve` (or `args`) on 127.0.0.1:port, ICE on loopback only."""
     environ = {**os.environ, "LIVE_INTERPRETER_ICE_HOST_ADDRESSES": "127.0.0.1",
                "LIVE_INTERPRETER_LOG_LEVEL": "WARNING", **(env or {})}
-    command = args or [str(Path(sys.executable).parent / "live-interpreter"), "serve",
+    command = args or [str(Path(sys.executable).parent / "live-interpreter"), "serve", "--dev",
                        "--port", str(port)]
     proc = subprocess.Popen(command, env=environ, cwd=REPO)
     try:

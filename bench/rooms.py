@@ -68,7 +68,7 @@ async def serve_scripted(port: int) -> None:
 
     settings = Settings.load().replace(stt=("local",), max_speakers=1000, max_sessions=1000)
     real = await load_engines(settings)  # Whisper loads too, and stays idle
-    app = create_app(settings, engines=scripted_engines(real, ESPEAK_PHRASES))
+    app = create_app(settings, engines=scripted_engines(real, ESPEAK_PHRASES), dev=True)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

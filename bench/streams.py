@@ -67,7 +67,8 @@ async def serve_media_path(port: int) -> None:
     session = load_session()
     stt = StreamAdapter(scheduler, lambda: SpeechSegmenter(SileroOnnx(session)), AdapterConfig())
     catalog = EngineCatalog(stt.languages(), translators=[], voices=[])
-    app = create_app(settings, engines=Engines(stt=stt, catalog=catalog, scheduler=scheduler))
+    app = create_app(settings, engines=Engines(stt=stt, catalog=catalog, scheduler=scheduler),
+                     dev=True)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

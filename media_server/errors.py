@@ -44,3 +44,11 @@ class Unavailable(InterpreterError):
     """The server cannot take this now (not ready, at capacity); retrying later may work."""
 
     status = 503
+
+
+class Forbidden(InterpreterError):
+    status = 403
+
+
+class TooManyRequests(InterpreterError):
+    status = 429

@@ -65,3 +65,10 @@ CACHE_BACKEND_UP = Gauge(
     "live_interpreter_cache_backend_up",
     "1 while the configured cache backend (Redis) answers, 0 while memory stands in.",
     registry=REGISTRY)
+TURN_CREDENTIALS = Counter(
+    "live_interpreter_turn_credentials_issued_total",
+    "TURN credentials handed to clients.", registry=REGISTRY)
+REQUESTS_REFUSED = Counter(
+    "live_interpreter_http_requests_refused_total",
+    "HTTP requests refused before reaching a handler: rate limit or origin.",
+    ["reason"], registry=REGISTRY)

@@ -7,6 +7,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable
 
 from aiortc import RTCConfiguration, RTCIceServer
 
@@ -110,21 +111,25 @@ class SessionRegistry:
                         "source_lang": source_lang, "participant": info.participant_id})
         return peer
 
-    async def resume(self, session_id: str) -> Peer:
+    async def resume(self, session_id: str,
+                     authorize: Callable[[str, bool], None] = lambda room, speak: None) -> Peer:
         """The session again, for a client that lost its connection: same participant,
-        numbering on from where it was. A connection still open here is replaced."""
+        numbering on from where it was. A connection still open here is replaced.
+        `authorize(room, speak)` raises if the caller may not (before anything changes)."""
         live = self._peers.get(session_id)
         if live is not None:
+            authorize(live.info.room, live.info.speak)
             await live.close("resumed")  # its state is kept as it closes
         state = await self._states.take(session_id)
         if state is None:
             raise NotFound("unknown_session", "no session to resume: it never existed, was "
                            "ended by its client, or its grace period has passed")
         try:
+            authorize(state.room, state.speak)
             return self.create(state.room, state.name, state.source_lang, state.target_lang,
                                state.speak, state.monitor, state.stt_model, resumed=state)
         except Exception:
-            await self._states.keep(state)  # refused (the room is full...): try again later
+            await self._states.keep(state)  # refused (room full, no token...): not lost
             raise
 
     def get(self, session_id: str) -> Peer:

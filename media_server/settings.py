@@ -99,7 +99,19 @@ class Settings:
     offer_timeout_s: float = 30.0
     ice_host_addresses: tuple[str, ...] = ()
     stun_urls: tuple[str, ...] = ()
-    whip_token: str = ""  # when set, WHIP and WHEP requests need it as a Bearer token
+
+    # Access control (always on, except under `serve --dev`).
+    auth_secret: str = ""  # signs room tokens; empty: one kept in DATA_DIR/auth-secret
+    allowed_origins: tuple[str, ...] = ()  # pages of other origins that may call the API
+    rate_limit_per_s: float = 10.0  # API requests a client address may make, sustained...
+    rate_limit_burst: int = 100  # ...and at once
+
+    # TURN (coturn with use-auth-secret; see turn/README.md).
+    turn_host: str = ""  # the TURN server's public name or address; empty: no TURN
+    turn_port: int = 3478  # STUN and TURN over UDP and TCP
+    turn_tls_port: int = 5349  # TURN over TLS
+    turn_secret: str = ""  # coturn's static-auth-secret
+    turn_credential_ttl_s: int = 3600  # how long a client's TURN credentials work
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -142,6 +154,10 @@ class Settings:
         for pair in self.google_voices:
             if "=" not in pair:
                 raise SettingsError(f"google_voices: {pair!r} is not 'lang=voice-name'")
+        if self.turn_host and not self.turn_secret:
+            raise SettingsError("turn_host needs turn_secret (coturn's static-auth-secret)")
+        if self.rate_limit_per_s <= 0 or self.rate_limit_burst <= 0:
+            raise SettingsError("rate_limit_per_s and rate_limit_burst must be positive")
         if self.max_room_participants > 200:
             raise SettingsError("max_room_participants must be at most 200")
         if not 0.0 <= self.vad_threshold < 1.0:

@@ -23,8 +23,12 @@ from media_server.registry import SessionRegistry
 from media_server.settings import Settings
 from media_server.store.archive import Archive
 from signaling import sessions, transcripts, whip
+from signaling.access import ACCESS, Access
+from signaling.cors import cors_middleware
 from signaling.errors import error_middleware
+from signaling.rate_limit import RateLimiter
 from signaling.state import RUNTIME, SETTINGS, Runtime
+from signaling.tokens import auth_secret
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +79,17 @@ def create_app(
     settings: Settings,
     engines: Engines | None = None,
     load_engines: EngineLoader = loader.load_engines,
+    dev: bool = False,
 ) -> web.Application:
     """Build the app. Given `engines`, it is ready at once and the caller owns them;
-    otherwise it loads its own in the background and closes them on shutdown."""
+    otherwise it loads its own in the background and closes them on shutdown. `dev`
+    turns room tokens off (`serve --dev`, loopback only)."""
     restrict_host_addresses(settings.ice_host_addresses)
-    app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[error_middleware])
+    limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[
+        error_middleware, cors_middleware(settings.allowed_origins), limiter.middleware()])
     app[SETTINGS] = settings
+    app[ACCESS] = Access(None if dev else auth_secret(settings))
     runtime = app[RUNTIME] = Runtime()
     # The process's one cache backend (memory, or a Redis pool): translations and the
     # state that lets a dropped session resume.

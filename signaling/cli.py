@@ -19,19 +19,58 @@ from media_server.store import export
 from media_server.store.archive import open_store
 from media_server.store.base import StoreUnavailable
 from media_server.store.records import SessionRecord, UtteranceRecord
+from signaling import tokens
 from signaling.app import create_app
+from signaling.turn_check import check_turn
 
 log = logging.getLogger("live_interpreter")
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.replace(
         host=args.host or settings.host, port=args.port or settings.port
     )
-    app = create_app(settings)
+    if args.dev:
+        if settings.host not in LOOPBACK:
+            sys.stderr.write("live-interpreter: --dev serves on loopback only "
+                             f"(not {settings.host}): room tokens are off\n")
+            return 2
+        log.warning("DEVELOPMENT MODE: room tokens are NOT checked; anyone who can reach "
+                    "%s:%s can join any room. Never expose this.", settings.host, settings.port)
+    app = create_app(settings, dev=args.dev)
     log.info("serving", extra={"url": f"http://{settings.host}:{settings.port}/"})
     web.run_app(app, host=settings.host, port=settings.port, print=None,
                 handle_signals=True, shutdown_timeout=5)
+    return 0
+
+
+def _token(settings: Settings, room: str, role: str, ttl_s: int, name: str) -> int:
+    """Print a room token signed with the server's secret."""
+    sys.stdout.write(tokens.mint(tokens.auth_secret(settings), room, role, ttl_s, name) + "\n")
+    return 0
+
+
+def _turn_check(settings: Settings, peer: str | None, transport: str) -> int:
+    if not settings.turn_host:
+        sys.stderr.write("live-interpreter: set LIVE_INTERPRETER_TURN_HOST and _TURN_SECRET\n")
+        return 2
+    target = None
+    if peer:
+        address, _, port = peer.rpartition(":")
+        target = (address.strip("[]"), int(port))
+    try:
+        result = asyncio.run(check_turn(settings.turn_host, settings.turn_port,
+                                        settings.turn_secret, transport, target))
+    except Exception as exc:  # refused credentials, unreachable server: say which
+        sys.stderr.write(f"turn-check: allocation FAILED: {exc!r}\n")
+        return 1
+    sys.stdout.write(f"turn-check: allocation OK over {transport}, relayed address "
+                     f"{result.relayed[0]}:{result.relayed[1]}\n")
+    if target is not None:
+        verdict = (f"refused ({result.peer_refused})" if result.peer_refused
+                   else "allowed (no refusal within 2 s)")
+        sys.stdout.write(f"turn-check: relay to {peer}: {verdict}\n")
     return 0
 
 
@@ -89,9 +128,20 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the signaling and media server")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument("--dev", action="store_true",
+                       help="development: no room tokens, loopback only")
     languages = commands.add_parser(
         "languages", help="list the languages, translation pairs and voices available")
     languages.add_argument("--json", action="store_true", help="print JSON")
+    minting = commands.add_parser("token", help="print a room token (speaker or listener)")
+    minting.add_argument("room")
+    minting.add_argument("--role", choices=tokens.ROLES, default="speaker")
+    minting.add_argument("--ttl", type=int, default=3600, help="seconds it is valid")
+    minting.add_argument("--name", default="", help="who it is for (kept in the token)")
+    turn = commands.add_parser("turn-check", help="allocate on the configured TURN server "
+                               "with fresh credentials; optionally try relaying to --peer")
+    turn.add_argument("--peer", help="IP:PORT to try relaying to (a denied one must fail)")
+    turn.add_argument("--transport", choices=("udp", "tcp"), default="udp")
     exporting = commands.add_parser("export", help="print a room's transcript from the store")
     exporting.add_argument("room")
     exporting.add_argument("--format", choices=sorted(export.FORMATS), default="vtt")
@@ -105,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     logsetup.configure(settings.log_level, settings.log_format)
     if args.command == "export":
         return _export(settings, args.room, args.format, args.lang)
+    if args.command == "token":
+        return _token(settings, args.room, args.role, args.ttl, args.name)
+    if args.command == "turn-check":
+        return _turn_check(settings, args.peer, args.transport)
     if settings.uses_google():
         try:  # before anything starts: a server that cannot reach its engines is no use
             find_credentials(settings)

@@ -8,9 +8,11 @@ from typing import Any
 from aiohttp import web
 
 from media_server.errors import BadRequest, Unavailable
+from media_server.peer import Peer
 from media_server.registry import SessionRegistry
-from media_server.settings import Settings
+from signaling.access import check
 from signaling.state import RUNTIME, SETTINGS
+from signaling.turn_credentials import ice_servers
 
 routes = web.RouteTableDef()
 
@@ -41,8 +43,11 @@ def registry_of(request: web.Request) -> SessionRegistry:
     return registry
 
 
-def ice_servers(settings: Settings) -> list[dict[str, Any]]:
-    return [{"urls": [url]} for url in settings.stun_urls]
+def _own_session(request: web.Request) -> Peer:
+    """The session named in the path, to a caller with a token for its room."""
+    peer = registry_of(request).get(request.match_info["session_id"])
+    check(request, peer.info.room)
+    return peer
 
 
 @routes.post("/api/sessions")
@@ -52,15 +57,18 @@ async def create_session(request: web.Request) -> web.Response:
     data = await _json_object(request)
     resume = _get(data, "resume", str, "")
     if resume:  # a client back after losing its connection: the session goes on
-        peer = await registry.resume(resume)
+        peer = await registry.resume(
+            resume, lambda room, speak: check(request, room, speaking=speak))
     else:
         source = _get(data, "source_lang", str, settings.stt_default_language)
+        room, speak = _get(data, "room", str, "default"), _get(data, "speak", bool, True)
+        check(request, room, speaking=speak)
         peer = registry.create(
-            room=_get(data, "room", str, "default"),
+            room=room,
             name=_get(data, "name", str, "Speaker"),
             source_lang=source,
             target_lang=_get(data, "target_lang", str, source),
-            speak=_get(data, "speak", bool, True),
+            speak=speak,
             monitor=_get(data, "monitor", (bool, type(None)), None),
             stt_model=_get(data, "stt_model", str, ""),
         )
@@ -69,7 +77,7 @@ async def create_session(request: web.Request) -> web.Response:
             "session_id": peer.info.id,
             "participant_id": peer.info.participant_id,
             "resumed": bool(resume),
-            "ice_servers": ice_servers(settings),
+            "ice_servers": ice_servers(settings, peer.info.participant_id),
         },
         status=201,
     )
@@ -77,7 +85,7 @@ async def create_session(request: web.Request) -> web.Response:
 
 @routes.get("/api/sessions/{session_id}")
 async def get_session(request: web.Request) -> web.Response:
-    peer = registry_of(request).get(request.match_info["session_id"])
+    peer = _own_session(request)
     info, participant = peer.info, peer.participant
     return web.json_response({
         "session_id": info.id, "participant_id": info.participant_id, "room": info.room,
@@ -90,7 +98,7 @@ async def get_session(request: web.Request) -> web.Response:
 
 @routes.post("/api/sessions/{session_id}/offer")
 async def offer(request: web.Request) -> web.Response:
-    peer = registry_of(request).get(request.match_info["session_id"])
+    peer = _own_session(request)
     data = await _json_object(request)
     answer = await peer.answer(_get(data, "sdp", str, None), _get(data, "type", str, None))
     return web.json_response({"sdp": answer.sdp, "type": answer.type})
@@ -98,7 +106,7 @@ async def offer(request: web.Request) -> web.Response:
 
 @routes.patch("/api/sessions/{session_id}/ice")
 async def trickle_ice(request: web.Request) -> web.Response:
-    peer = registry_of(request).get(request.match_info["session_id"])
+    peer = _own_session(request)
     data = await _json_object(request)
     candidates = data.get("candidates", [data])
     if not isinstance(candidates, list) or not all(isinstance(c, dict) for c in candidates):
@@ -109,7 +117,8 @@ async def trickle_ice(request: web.Request) -> web.Response:
 
 @routes.delete("/api/sessions/{session_id}")
 async def delete_session(request: web.Request) -> web.Response:
-    await registry_of(request).close(request.match_info["session_id"], "deleted by client")
+    peer = _own_session(request)
+    await registry_of(request).close(peer.info.id, "deleted by client")
     return web.Response(status=204)
 
 
@@ -120,6 +129,7 @@ async def languages(request: web.Request) -> web.Response:
 
 @routes.get("/api/rooms/{room}")
 async def get_room(request: web.Request) -> web.Response:
+    check(request, request.match_info["room"])
     room = registry_of(request).rooms.get(request.match_info["room"])
     return web.json_response({
         "room": room.name,

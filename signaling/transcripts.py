@@ -9,6 +9,7 @@ from aiohttp import web
 from media_server.errors import BadRequest, NotFound, Unavailable
 from media_server.store import export
 from media_server.store.base import StoreUnavailable
+from signaling.access import check
 from signaling.state import RUNTIME
 
 routes = web.RouteTableDef()
@@ -18,6 +19,7 @@ _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 @routes.get("/api/rooms/{room}/transcript")
 async def transcript(request: web.Request) -> web.Response:
     room = request.match_info["room"]
+    check(request, room)
     kind = request.query.get("format", "json")
     lang = request.query.get("lang") or None
     if kind not in export.FORMATS:

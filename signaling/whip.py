@@ -9,14 +9,13 @@ whipsink/whepsrc, players) without our SDK.
 
 The 201 carries `Location` (the session resource), an `ETag`, and the ICE servers
 as `Link: <url>; rel="ice-server"` headers. Trickle ICE is supported, ICE restarts
-are not (422, as the RFC says for a session supporting only one of the two). With
-`LIVE_INTERPRETER_WHIP_TOKEN` set, every request needs `Authorization: Bearer`.
+are not (422, as the RFC says for a session supporting only one of the two). Every
+request needs a room token as `Authorization: Bearer` (a speaker's to publish).
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +26,14 @@ from media_server.errors import (
     BadRequest,
     NotFound,
     PreconditionFailed,
-    Unauthorized,
     Unprocessable,
     UnsupportedMediaType,
 )
 from media_server.peer import Peer
-from signaling.sessions import ice_servers, registry_of
+from signaling.access import check
+from signaling.sessions import registry_of
 from signaling.state import SETTINGS
+from signaling.turn_credentials import ice_servers
 
 routes = web.RouteTableDef()
 
@@ -51,15 +51,6 @@ WHIP = _Kind("whip", speak=True)
 WHEP = _Kind("whep", speak=False)
 
 
-def _authorize(request: web.Request) -> None:
-    token = request.app[SETTINGS].whip_token
-    if not token:
-        return
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
-        raise Unauthorized("unauthorized", "a valid 'Authorization: Bearer <token>' is required")
-
-
 def _etag(session_id: str) -> str:
     return '"' + hashlib.sha256(session_id.encode()).hexdigest()[:16] + '"'
 
@@ -75,8 +66,8 @@ def _link_headers(servers: list[dict[str, Any]]) -> list[str]:
     return links
 
 
-async def _offer(request: web.Request) -> str:
-    _authorize(request)
+async def _offer(request: web.Request, kind: _Kind) -> str:
+    check(request, request.match_info["room"], speaking=kind.speak)
     if request.content_type != SDP:
         raise UnsupportedMediaType("unsupported_media_type",
                                    f"the offer must be sent as {SDP}")
@@ -87,7 +78,7 @@ async def _offer(request: web.Request) -> str:
 
 
 async def _create(request: web.Request, kind: _Kind) -> web.Response:
-    sdp = await _offer(request)
+    sdp = await _offer(request, kind)
     registry, settings = registry_of(request), request.app[SETTINGS]
     query = request.query
     lang = query.get("lang", settings.stt_default_language)
@@ -108,13 +99,13 @@ async def _create(request: web.Request, kind: _Kind) -> web.Response:
     location = f"/{kind.path}/{peer.info.room}/{peer.info.id}"
     headers = CIMultiDict([("Location", location), ("ETag", _etag(peer.info.id)),
                            ("Content-Type", SDP)])
-    for link in _link_headers(ice_servers(settings)):
+    for link in _link_headers(ice_servers(settings, peer.info.participant_id)):
         headers.add("Link", link)
     return web.Response(status=201, body=answer.sdp.encode(), headers=headers)
 
 
 def _resource(request: web.Request, kind: _Kind) -> Peer:
-    _authorize(request)
+    check(request, request.match_info["room"])
     peer = registry_of(request).get(request.match_info["session_id"])
     if peer.info.room != request.match_info["room"] or peer.info.speak != kind.speak:
         raise NotFound("unknown_session", "no such session")
@@ -169,7 +160,7 @@ async def _patch(request: web.Request, kind: _Kind) -> web.Response:
 
 async def _delete(request: web.Request, kind: _Kind) -> web.Response:
     peer = _resource(request, kind)
-    await peer.close("deleted by client")
+    await registry_of(request).close(peer.info.id, "deleted by client")
     return web.Response(status=200)
 
 

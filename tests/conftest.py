@@ -127,8 +127,10 @@ class Server:
     settings: Settings
 
 
-async def start_server(settings: Settings, engines: Engines) -> tuple[Server, web.AppRunner]:
-    app = create_app(settings, engines=engines)
+async def start_server(settings: Settings, engines: Engines, dev: bool = True
+                       ) -> tuple[Server, web.AppRunner]:
+    """The app on a loopback port; `dev` (room tokens off) except for the access tests."""
+    app = create_app(settings, engines=engines, dev=dev)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

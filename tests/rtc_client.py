@@ -118,9 +118,10 @@ class CaptionClient:
         await self.connect(data["session_id"], audio, lead_silence_s)
 
     async def connect(self, session_id: str, audio: np.ndarray | None,
-                      lead_silence_s: float = 0.3) -> None:
+                      lead_silence_s: float = 0.3,
+                      config: RTCConfiguration | None = None) -> None:
         self.session_id = session_id
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc = RTCPeerConnection(config or RTCConfiguration(iceServers=[]))
         self.pc.on("track", self._on_track)
         channel = self.pc.createDataChannel("captions")
         channel.on("message", self._on_message)

@@ -46,7 +46,7 @@ async def test_readyz_waits_for_the_engines(settings: Settings,
         await release.wait()
         return await load_engines(s)
 
-    runner = web.AppRunner(create_app(settings, load_engines=slow_loader))
+    runner = web.AppRunner(create_app(settings, load_engines=slow_loader, dev=True))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"

@@ -60,7 +60,7 @@ def served(netns: str, settings: Settings, tmp_path_factory: pytest.TempPathFact
            "LIVE_INTERPRETER_DATA_DIR": settings.data_dir}
     cli = Path(sys.executable).parent / "live-interpreter"
     with log.open("w") as out:
-        proc = subprocess.Popen(["ip", "netns", "exec", netns, str(cli), "serve",
+        proc = subprocess.Popen(["ip", "netns", "exec", netns, str(cli), "serve", "--dev",
                                  "--port", str(PORT)], env=env, stdout=out, stderr=out)
     try:
         yield log

@@ -46,7 +46,8 @@ async def served(settings: Settings, tmp: Path, **env: str) -> AsyncIterator[str
                "LIVE_INTERPRETER_ICE_HOST_ADDRESSES": "127.0.0.1",
                **{f"LIVE_INTERPRETER_{k.upper()}": v for k, v in env.items()}}
     log = (tmp / "server.log").open("w")
-    proc = await asyncio.create_subprocess_exec(CLI, "serve", "--port", str(port), env=environ,
+    proc = await asyncio.create_subprocess_exec(CLI, "serve", "--dev", "--port", str(port),
+                                                env=environ,
                                                 stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -19,6 +19,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media_server.engines.loader import Engines
 from media_server.settings import Settings
+from signaling import tokens
 from signaling.whip import _link_headers
 from tests.conftest import JFK_TEXT, Server, start_server, wer
 from tests.rtc_client import CaptionClient, PcmTrack
@@ -175,25 +176,43 @@ async def test_bad_whip_and_whep_requests_get_the_rfc_errors(
     assert len(server.registry) == sessions
 
 
-async def test_whip_with_a_token_needs_the_bearer(
+async def test_whip_needs_a_speakers_token_for_the_room(
         settings: Settings, engines: Engines, http: aiohttp.ClientSession,
         jfk48: np.ndarray, speaker: RTCPeerConnection) -> None:
-    server, runner = await start_server(settings.replace(whip_token="s3cret"), engines)
+    secret = b"whip-test-secret"
+    server, runner = await start_server(settings.replace(auth_secret=secret.decode()), engines,
+                                        dev=False)
     try:
         speaker.addTransceiver(PcmTrack(jfk48), direction="sendonly")
         offer = await _offer(speaker)
         url = f"{server.url}/whip/{ROOM}"
-        for auth in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}):
-            async with http.post(url, data=offer, headers={**SDP, **auth}) as resp:
-                assert resp.status == 401 and resp.headers["WWW-Authenticate"] == "Bearer"
-        async with http.post(url, data=offer,
-                             headers={**SDP, "Authorization": "Bearer s3cret"}) as resp:
+
+        def bearer(token: str) -> dict[str, str]:
+            return {"Authorization": f"Bearer {token}"}
+
+        refused = [
+            ({}, 401, "token_missing"),
+            (bearer("not.a.token"), 401, "token_invalid"),
+            ({"Authorization": "Basic " + tokens.mint(secret, ROOM, "speaker", 60)}, 401,
+             "token_missing"),
+            (bearer(tokens.mint(b"another secret", ROOM, "speaker", 60)), 401, "token_invalid"),
+            (bearer(tokens.mint(secret, ROOM, "speaker", -1)), 401, "token_expired"),
+            (bearer(tokens.mint(secret, "other-room", "speaker", 60)), 403, "token_wrong_room"),
+            (bearer(tokens.mint(secret, ROOM, "listener", 60)), 403, "role_forbidden"),
+        ]
+        for headers, status, code in refused:
+            async with http.post(url, data=offer, headers={**SDP, **headers}) as resp:
+                assert (resp.status, (await resp.json())["error"]["code"]) == (status, code)
+                if status == 401:
+                    assert resp.headers["WWW-Authenticate"] == "Bearer"
+        assert len(server.registry) == 0
+        good = bearer(tokens.mint(secret, ROOM, "speaker", 60))
+        async with http.post(url, data=offer, headers={**SDP, **good}) as resp:
             assert resp.status == 201
             location = resp.headers["Location"]
         async with http.delete(server.url + location) as resp:
             assert resp.status == 401  # the resource needs it too
-        async with http.delete(server.url + location,
-                               headers={"Authorization": "Bearer s3cret"}) as resp:
+        async with http.delete(server.url + location, headers=good) as resp:
             assert resp.status == 200
     finally:
         await runner.cleanup()

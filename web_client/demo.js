@@ -75,6 +75,11 @@ function showParticipants() {
   $("participants").textContent = names.join(", ") || "nobody yet";
 }
 
+// The room token given in the page's address: `/?room=standup&token=...`.
+const pageParams = new URLSearchParams(window.location.search);
+const pageToken = pageParams.get("token") || undefined;
+if (pageParams.get("room")) roomInput.value = pageParams.get("room");
+
 function updateViewerLink() {
   const query = new URLSearchParams({ room: roomInput.value, lang: targetSelect.value });
   $("viewer-link").href = `/viewer.html?${query}`;
@@ -140,6 +145,7 @@ async function start() {
       name: nameInput.value.trim() || "You",
       sourceLang: sourceSelect.value,
       targetLang: targetSelect.value,
+      token: pageToken, // a room token in the page's address (?token=), unless --dev
     });
   } catch (err) {
     stopped();

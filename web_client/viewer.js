@@ -49,7 +49,13 @@ function show(caption) {
 async function join() {
   let session;
   try {
-    session = await connect({ room, name: params.get("name") || "Viewer", targetLang: lang, speak: false });
+    session = await connect({
+      room,
+      name: params.get("name") || "Viewer",
+      targetLang: lang,
+      speak: false,
+      token: params.get("token") || undefined, // a listener's room token
+    });
   } catch (err) {
     status.textContent = `cannot join: ${err.message}; retrying…`;
     setTimeout(join, RECONNECT_MS);

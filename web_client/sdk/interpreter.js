@@ -30,12 +30,14 @@ export class InterpreterError extends Error {
   }
 }
 
-async function api(server, method, path, body, options = {}) {
+async function api(server, method, path, body, { token, ...options } = {}) {
+  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`; // the room token
   let response;
   try {
     response = await fetch(`${server}${path}`, {
       method,
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       ...options,
     });
@@ -71,8 +73,9 @@ function waitForIceGathering(pc, timeoutMs) {
 }
 
 class Session {
-  constructor(server, info) {
+  constructor(server, info, token) {
     this.server = server;
+    this.token = token;
     this.id = info.session_id;
     this.participantId = info.participant_id;
     this.iceServers = info.ice_servers || [];
@@ -217,7 +220,7 @@ class Session {
     const answer = await api(this.server, "POST", `/api/sessions/${this.id}/offer`, {
       sdp: pc.localDescription.sdp,
       type: "offer",
-    });
+    }, { token: this.token });
     await pc.setRemoteDescription(answer);
     this._answered = true;
   }
@@ -245,7 +248,7 @@ class Session {
       await new Promise((resolve) => setTimeout(resolve, wait));
       if (this.closed) return;
       try {
-        const info = await api(this.server, "POST", "/api/sessions", { resume: this.id });
+        const info = await api(this.server, "POST", "/api/sessions", { resume: this.id }, { token: this.token });
         this.iceServers = info.ice_servers || this.iceServers;
         this.participants.clear(); // the server tells who is there again
         await this._negotiate(this._options);
@@ -264,7 +267,7 @@ class Session {
 
   _trickle(candidates) {
     const body = { candidates: candidates.map((c) => c.toJSON()) };
-    api(this.server, "PATCH", `/api/sessions/${this.id}/ice`, body).catch((err) =>
+    api(this.server, "PATCH", `/api/sessions/${this.id}/ice`, body, { token: this.token }).catch((err) =>
       this._emit("error", { code: err.code, message: err.message }),
     );
   }
@@ -300,7 +303,9 @@ class Session {
   close() {
     if (this.closed) return;
     this._send({ type: "bye" });
-    api(this.server, "DELETE", `/api/sessions/${this.id}`, undefined, { keepalive: true }).catch(() => {});
+    api(this.server, "DELETE", `/api/sessions/${this.id}`, undefined, { keepalive: true, token: this.token }).catch(
+      () => {},
+    );
     this._finish("closed by client");
   }
 
@@ -316,6 +321,9 @@ class Session {
  * @param {object} options
  * @param {string} [options.server]      server origin, default this page's origin
  * @param {string} [options.room]        room name
+ * @param {string} [options.token]       a room token from your backend (`live-interpreter
+ *                                       token ROOM`, or minted with the server's secret);
+ *                                       not needed by a server run with `serve --dev`
  * @param {string} [options.name]        the participant's display name
  * @param {string} [options.sourceLang]  the language spoken into the mic
  * @param {string} [options.targetLang]  the language to read captions in
@@ -337,8 +345,8 @@ export async function connect(options = {}) {
     target_lang: options.targetLang || sourceLang,
     speak,
     ...(options.monitor === undefined ? {} : { monitor: Boolean(options.monitor) }),
-  });
-  const session = new Session(server, info);
+  }, { token: options.token });
+  const session = new Session(server, info, options.token);
   if (options.audioElement) session.audio = options.audioElement;
   try {
     if (speak) {
