@@ -89,7 +89,9 @@ async def test_every_session_call_checks_the_token(
         await client.start(bursts(jfk48, 3), room="board", target_lang="pt")
         await client.wait_for(lambda m: m["type"] == "caption" and m["status"] == "final")
         session = f"{locked.url}/api/sessions/{client.session_id}"
-        calls = [("GET", session, None), ("POST", session + "/offer", {"sdp": "v=0", "type": "offer"}),
+        calls: list[tuple[str, str, dict[str, object] | None]] = [
+                 ("GET", session, None),
+                 ("POST", session + "/offer", {"sdp": "v=0", "type": "offer"}),
                  ("PATCH", session + "/ice", {"candidates": []}), ("DELETE", session, None),
                  ("GET", f"{locked.url}/api/rooms/board", None),
                  ("GET", f"{locked.url}/api/rooms/board/transcript", None),
@@ -202,9 +204,12 @@ async def test_the_token_command_mints_what_the_server_accepts(
                                         dev=False)
     try:
         env = {**os.environ, "LIVE_INTERPRETER_DATA_DIR": str(data)}
-        made = subprocess.run([CLI, "token", "standup", "--role", "listener", "--ttl", "60"],
-                              env=env, capture_output=True, text=True, timeout=60, check=True)
-        token = made.stdout.strip()
+        made = await asyncio.create_subprocess_exec(
+            CLI, "token", "standup", "--role", "listener", "--ttl", "60", env=env,
+            stdout=subprocess.PIPE)
+        output, _ = await made.communicate()
+        assert made.returncode == 0
+        token = output.decode().strip()
         assert oct((data / "auth-secret").stat().st_mode & 0o777) == "0o600"
         async with http.post(f"{server.url}/api/sessions", json={"room": "standup",
                              "speak": False}, headers={"Authorization": f"Bearer {token}"}
