@@ -57,11 +57,12 @@ def _turn_check(settings: Settings, peer: str | None, transport: str) -> int:
         return 2
     target = None
     if peer:
-        address, _, port = peer.rpartition(":")
-        target = (address.strip("[]"), int(port))
+        address, _, peer_port = peer.rpartition(":")
+        target = (address.strip("[]"), int(peer_port))
+    port = settings.turn_tls_port if transport == "tls" else settings.turn_port
     try:
-        result = asyncio.run(check_turn(settings.turn_host, settings.turn_port,
-                                        settings.turn_secret, transport, target))
+        result = asyncio.run(check_turn(settings.turn_host, port, settings.turn_secret,
+                                        transport, target))
     except Exception as exc:  # refused credentials, unreachable server: say which
         sys.stderr.write(f"turn-check: allocation FAILED: {exc!r}\n")
         return 1
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     turn = commands.add_parser("turn-check", help="allocate on the configured TURN server "
                                "with fresh credentials; optionally try relaying to --peer")
     turn.add_argument("--peer", help="IP:PORT to try relaying to (a denied one must fail)")
-    turn.add_argument("--transport", choices=("udp", "tcp"), default="udp")
+    turn.add_argument("--transport", choices=("udp", "tcp", "tls"), default="udp")
     exporting = commands.add_parser("export", help="print a room's transcript from the store")
     exporting.add_argument("room")
     exporting.add_argument("--format", choices=sorted(export.FORMATS), default="vtt")

@@ -7,6 +7,7 @@ only: coturn answers from its deny list and nothing is ever sent to the peer."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 
 from aioice.stun import TransactionFailed
@@ -31,10 +32,12 @@ class TurnCheck:
 
 async def check_turn(host: str, port: int, secret: str, transport: str = "udp",
                      peer: tuple[str, int] | None = None, username: str | None = None,
-                     password: str | None = None, ttl_s: int = 600) -> TurnCheck:
-    """Allocate on `host:port` (raises `TransactionFailed` when coturn refuses the
-    credentials) and, with `peer`, ask for a channel to it. `username`/`password`
-    override the minted ones (to see that wrong ones are refused)."""
+                     password: str | None = None, ttl_s: int = 600,
+                     tls: ssl.SSLContext | None = None) -> TurnCheck:
+    """Allocate on `host:port` over `transport` ("udp", "tcp" or "tls"; raises
+    `TransactionFailed` when coturn refuses the credentials) and, with `peer`, ask for
+    a channel to it. `username`/`password` override the minted ones (to see that wrong
+    ones are refused); `tls` overrides the default certificate checks."""
     username = username or turn_username(ttl_s, "turn-check")
     password = password or turn_password(secret, username)
     loop = asyncio.get_running_loop()
@@ -42,9 +45,10 @@ async def check_turn(host: str, port: int, secret: str, transport: str = "udp",
                 DEFAULT_CHANNEL_REFRESH_TIME)
     client: TurnClientMixin
     connection: asyncio.BaseTransport
-    if transport == "tcp":
+    if transport in ("tcp", "tls"):
         connection, client = await loop.create_connection(
-            lambda: TurnClientTcpProtocol(*settings), host=host, port=port)
+            lambda: TurnClientTcpProtocol(*settings), host=host, port=port,
+            ssl=(tls or ssl.create_default_context()) if transport == "tls" else None)
     else:
         connection, client = await loop.create_datagram_endpoint(
             lambda: TurnClientUdpProtocol(*settings), remote_addr=(host, port))

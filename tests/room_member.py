@@ -2,7 +2,7 @@
 namespace: joins a room, speaks a recording, writes every message it receives as a
 JSON line when told to leave (SIGTERM), and leaves cleanly.
 
-    python -m tests.room_member URL ROOM NAME TARGET_LANG AUDIO.wav OUT.jsonl
+    python -m tests.room_member URL ROOM NAME TARGET_LANG AUDIO.wav OUT.jsonl [--token T]
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from tests.rtc_client import CaptionClient, load_pcm48
 async def _member(args: argparse.Namespace) -> list[dict[str, Any]]:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    async with aiohttp.ClientSession() as http:
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    async with aiohttp.ClientSession(headers=headers) as http:
         client = CaptionClient(args.url, http)
         await client.start(load_pcm48(args.audio), args.lead, room=args.room, name=args.name,
                            target_lang=args.target)
@@ -37,6 +38,7 @@ def main() -> None:
     for name in ("url", "room", "name", "target", "audio", "out"):
         parser.add_argument(name)
     parser.add_argument("--lead", type=float, default=0.5, help="seconds of silence first")
+    parser.add_argument("--token", default="", help="a room token")
     args = parser.parse_args()
     restrict_host_addresses(["127.0.0.1"])
     messages = asyncio.run(_member(args))

@@ -1,5 +1,6 @@
 """A real user: headless Debian Chromium opens the demo page, presses Start, speaks
-(a fake microphone playing jfk.flac) and reads the captions.
+(a fake microphone playing jfk.flac) and reads the captions. The server runs as
+deployed, room tokens on: each page gets its token in its address.
 
 Chromium and the server run in a network namespace this test creates, with only a
 loopback interface: WebRTC traffic never touches another address.
@@ -25,12 +26,18 @@ from playwright.async_api import Browser, Page, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from media_server.settings import Settings
+from signaling import tokens
 from tests.conftest import JFK_TEXT, MORNING_TEXT, wer
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parent.parent
 PORT = 8089
 URL = f"http://127.0.0.1:{PORT}"
+SECRET = b"browser-test-secret"
+
+
+def token(room: str, role: str = "speaker") -> str:
+    return tokens.mint(SECRET, room, role, 600)
 
 
 def _run(*cmd: str) -> None:
@@ -57,10 +64,11 @@ def served(netns: str, settings: Settings, tmp_path_factory: pytest.TempPathFact
     log = tmp_path_factory.mktemp("server") / "server.log"
     env = {**os.environ,
            "LIVE_INTERPRETER_ICE_HOST_ADDRESSES": "127.0.0.1",
+           "LIVE_INTERPRETER_AUTH_SECRET": SECRET.decode(),
            "LIVE_INTERPRETER_DATA_DIR": settings.data_dir}
     cli = Path(sys.executable).parent / "live-interpreter"
     with log.open("w") as out:
-        proc = subprocess.Popen(["ip", "netns", "exec", netns, str(cli), "serve", "--dev",
+        proc = subprocess.Popen(["ip", "netns", "exec", netns, str(cli), "serve",
                                  "--port", str(PORT)], env=env, stdout=out, stderr=out)
     try:
         yield log
@@ -116,7 +124,7 @@ async def browser(chromium_in_netns: Path, fake_mic: Path, served: Path
         await browser.close()
 
 
-async def _open_when_ready(browser: Browser, served: Path) -> Page:
+async def _open_when_ready(browser: Browser, served: Path, room: str = "demo") -> Page:
     page = await browser.new_page()
     deadline = time.monotonic() + 60
     while True:
@@ -127,7 +135,7 @@ async def _open_when_ready(browser: Browser, served: Path) -> Page:
         if time.monotonic() > deadline:
             raise RuntimeError(f"server never became ready: {_tail(served)}")
         await asyncio.sleep(0.3)
-    await page.goto(URL + "/")
+    await page.goto(f"{URL}/?room={room}&token={token(room)}")
     return page
 
 
@@ -223,7 +231,8 @@ async def test_a_closed_tab_is_noticed_within_5_s(browser: Browser, served: Path
     session_id = await page.evaluate("document.body.dataset.session")
     watcher = await browser.new_page()
     await watcher.goto(URL + "/healthz")
-    status_js = f"fetch('/api/sessions/{session_id}').then(r => r.status)"
+    status_js = (f"fetch('/api/sessions/{session_id}', {{headers: {{Authorization: "
+                 f"'Bearer {token('demo')}'}}}}).then(r => r.status)")
     assert await watcher.evaluate(status_js) == 200
     await page.close(run_before_unload=True)
     closed_at = time.monotonic()
@@ -259,7 +268,8 @@ async def test_the_demo_page_resumes_its_session_after_a_reconnect(
     numbers = [int(u.rsplit("-", 1)[1]) for u in after]
     assert numbers == sorted(set(numbers)), after  # numbering went on: nothing twice
     state = await page.evaluate(
-        f"fetch('/api/sessions/{session_id}').then((r) => r.json())")
+        f"fetch('/api/sessions/{session_id}', {{headers: {{Authorization: "
+        f"'Bearer {token('demo')}'}}}}).then((r) => r.json())")
     assert state["connection_state"] == "connected"
     await page.close()
 
@@ -280,7 +290,8 @@ async def test_a_room_of_three_with_chromium_reading_portuguese(
         browser: Browser, served: Path, netns: str, jfk48: np.ndarray,
         morning48: np.ndarray, tmp_path: Path) -> None:
     page = await _open_when_ready(browser, served)
-    await page.goto(URL + "/viewer.html?room=trio&lang=pt&audio=1&lines=20")
+    await page.goto(f"{URL}/viewer.html?room=trio&lang=pt&audio=1&lines=20"
+                    f"&token={token('trio', 'listener')}")
     await page.wait_for_function("document.body.dataset.session", timeout=15000)
     members: dict[str, tuple[asyncio.subprocess.Process, Path]] = {}
     for name, target, audio, lead in (("Ana", "es", jfk48, 0.5),
@@ -289,7 +300,8 @@ async def test_a_room_of_three_with_chromium_reading_portuguese(
         soundfile.write(wav, audio, 48000, subtype="PCM_16")
         members[name] = (await asyncio.create_subprocess_exec(
             "ip", "netns", "exec", netns, sys.executable, "-m", "tests.room_member", URL,
-            "trio", name, target, str(wav), str(out), "--lead", str(lead), cwd=REPO), out)
+            "trio", name, target, str(wav), str(out), "--lead", str(lead),
+            "--token", token("trio"), cwd=REPO), out)
     try:
         def said(rows: list[dict[str, str]], speaker: str) -> str:
             return " ".join(r["original"] for r in rows if r["speaker"] == speaker)

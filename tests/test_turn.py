@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import subprocess
 import sys
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -82,6 +84,24 @@ async def test_coturn_refuses_expired_and_forged_credentials(coturn: Coturn) -> 
                                password="d3Jvbmc=")):  # a made-up pair
         with pytest.raises(TransactionFailed, match="401"):
             await refused
+
+
+async def test_turn_over_tls_speaks_tls_1_2_and_up_only(coturn: Coturn) -> None:
+    trusting = ssl.create_default_context(cafile=coturn.directory / "cert.pem")
+    trusting.check_hostname = False  # the test certificate names turn.test
+    granted = await check_turn("127.0.0.1", coturn.tls_port, SECRET, "tls", tls=trusting)
+    assert granted.relayed[0] == "127.0.0.1"
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.check_hostname, old.verify_mode = False, ssl.CERT_NONE
+    with warnings.catch_warnings():  # TLS 1.1 is deprecated: that is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        old.maximum_version = ssl.TLSVersion.TLSv1_1
+    old.set_ciphers("ALL:@SECLEVEL=0")
+    # coturn gives a TLS 1.1 hello no answer at all; the handshake is abandoned.
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        await asyncio.open_connection("127.0.0.1", coturn.tls_port, ssl=old,
+                                      ssl_handshake_timeout=3)
 
 
 async def test_two_secrets_work_at_once_while_rotating(tmp_path: Path) -> None:
