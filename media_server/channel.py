@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from aiortc.rtcdatachannel import RTCDataChannel
 
+from media_server.metrics import INTERIMS_DROPPED
 from media_server.protocol import CaptionMessage, ServerMessage
 
 # Past this much unsent data on the channel the client is not keeping up: interims wait.
@@ -46,6 +47,7 @@ class MessageChannel:
                 del self._outbox[:-OUTBOX_MESSAGES]
             return
         if _is_interim(message) and channel.bufferedAmount > MAX_BUFFERED_BYTES:
+            INTERIMS_DROPPED.inc()
             return  # latest-wins: the next interim or the final replaces it
         channel.send(message.to_json())
 

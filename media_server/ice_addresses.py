@@ -29,3 +29,23 @@ def restrict_host_addresses(addresses: Sequence[str]) -> None:
         ]
 
     aioice.ice.get_host_addresses = pinned
+
+
+def announce(sdp: str, address: str) -> str:
+    """The SDP with the address of its host candidates (and connection lines) replaced by
+    `address`: where clients reach a media server whose interface address is private
+    (a container with published ports, a cloud VM behind 1:1 NAT). The ports stay: the
+    published or forwarded ones must be the same numbers."""
+    if not address:
+        return sdp
+    version = ipaddress.ip_address(address).version
+    lines = []
+    for line in sdp.split("\r\n"):
+        fields = line.split(" ")
+        if line.startswith("a=candidate:") and len(fields) > 7 and fields[7] == "host":
+            fields[4] = address
+            line = " ".join(fields)
+        elif line.startswith("c=IN "):
+            line = f"c=IN IP{version} {address}"
+        lines.append(line)
+    return "\r\n".join(lines)

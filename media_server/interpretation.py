@@ -17,7 +17,7 @@ import time
 
 from media_server.captions import CaptionBuilder
 from media_server.engines.catalog import EngineCatalog
-from media_server.metrics import TRANSLATION_TIME, TRANSLATIONS
+from media_server.metrics import CAPTION_OVERHEAD, TRANSLATION_TIME, TRANSLATIONS
 from media_server.participant import Participant
 from media_server.protocol import CaptionMessage, ErrorMessage, StateMessage, Translation
 from media_server.room import Room
@@ -66,12 +66,15 @@ class Interpreter:
             self._wake.set()
             return
         self._latest = None
+        started = time.monotonic()
         if targets:
             self._speaker.send(StateMessage("translating"))
         translations = await self._translate(caption, targets)
+        translating_s = time.monotonic() - started
         translated = {lang: dataclasses.replace(caption, translation=Translation(lang, text))
                       for lang, text in translations.items()}
         self._room.broadcast(caption, translated)
+        CAPTION_OVERHEAD.observe(time.monotonic() - started - translating_s)
         self._room.archive(UtteranceRecord(
             session_id=self._speaker.info.id, utterance_id=caption.utterance_id,
             room=self._room.name, speaker_id=caption.speaker_id, speaker=caption.speaker,

@@ -72,3 +72,47 @@ REQUESTS_REFUSED = Counter(
     "live_interpreter_http_requests_refused_total",
     "HTTP requests refused before reaching a handler: rate limit or origin.",
     ["reason"], registry=REGISTRY)
+
+# Load and traffic.
+ACTIVE_ROOMS = Gauge("live_interpreter_active_rooms", "Rooms with someone in them.",
+                     registry=REGISTRY)
+ACTIVE_SESSIONS = Gauge("live_interpreter_active_sessions", "Sessions open on this process.",
+                        registry=REGISTRY)
+ACTIVE_SPEAKERS = Gauge("live_interpreter_active_speakers",
+                        "Open sessions that send speech.", registry=REGISTRY)
+AUDIO_RECEIVED = Counter(
+    "live_interpreter_audio_received_seconds_total",
+    "Seconds of speaker audio received.", registry=REGISTRY)
+CAPTIONS = Counter(
+    "live_interpreter_captions_total",
+    "Captions produced, by status (interim, final).", ["status"], registry=REGISTRY)
+INTERIMS_DROPPED = Counter(
+    "live_interpreter_interims_dropped_total",
+    "Interim captions not sent because the client's channel was backed up (the next "
+    "interim or the final replaces them).", registry=REGISTRY)
+TRANSLATION_CACHE = Counter(
+    "live_interpreter_translation_cache_requests_total",
+    "Translation lookups by result (hit, miss).", ["result"], registry=REGISTRY)
+DECODE_QUEUE = Gauge(
+    "live_interpreter_decode_queue_utterances",
+    "Final utterances waiting for the local recogniser.", registry=REGISTRY)
+SPEECH_QUEUE = Gauge(
+    "live_interpreter_speech_queue_clips",
+    "Finals waiting to be synthesised, all rooms and languages.", registry=REGISTRY)
+ENGINE_TIME = Histogram(
+    "live_interpreter_engine_seconds",
+    "Time of one engine call by kind and provider (a decode batch, a translation, a "
+    "synthesis).", ["kind", "provider"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+SPEECH_DELAY = Histogram(
+    "live_interpreter_speech_delay_seconds",
+    "From the end of an utterance's speech to the start of its spoken translation.",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+CAPTION_OVERHEAD = Histogram(
+    "live_interpreter_caption_overhead_seconds",
+    "Our own time on a final between recognition and delivery, translation excluded.",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5),
+    registry=REGISTRY)
+PLACEMENT_TIME = Histogram(
+    "live_interpreter_placement_seconds",
+    "Signaling's time to find the media node of a new session (Redis lookups).",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5), registry=REGISTRY)

@@ -5,12 +5,13 @@ the data channel. The peer connection that carries all this lives in `peer.py`."
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from media_server.channel import MessageChannel
 from media_server.echo_guard import EchoGuard
-from media_server.metrics import STALE_CLIPS
+from media_server.metrics import SPEECH_DELAY, STALE_CLIPS
 from media_server.playout import Clip, PlayoutTrack
 from media_server.protocol import ParticipantInfo, ServerMessage, SpeechMessage, StateMessage
 
@@ -77,6 +78,7 @@ class Participant:
         self.channel.close()
 
     def _on_clip_start(self, clip: Clip, track_ms: int) -> None:
+        SPEECH_DELAY.observe(max(0.0, time.monotonic() - clip.ends_at))
         self.echo_guard.clip_started(clip.duration_ms / 1000, clip.source_text)
         self.send(SpeechMessage(clip.utterance_id, clip.lang, self._clock_ms(),
                                 clip.duration_ms, clip.speaker_id))

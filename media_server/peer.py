@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import av
 from aiortc import (
     RTCConfiguration,
     RTCIceCandidate,
@@ -30,8 +31,10 @@ from media_server.captions import CaptionBuilder
 from media_server.engines.catalog import EngineCatalog
 from media_server.engines.stt.base import SpeechToText
 from media_server.errors import BadRequest, Conflict, InterpreterError
+from media_server.ice_addresses import announce
 from media_server.interpretation import Interpreter
 from media_server.log import session_id_var
+from media_server.metrics import AUDIO_RECEIVED
 from media_server.participant import Participant
 from media_server.pipeline import SpeakerPipeline
 from media_server.protocol import (
@@ -60,6 +63,7 @@ class PeerConfig:
     connect_timeout_s: float
     max_message_bytes: int
     interim_translation_interval_ms: int = 300
+    announced_address: str = ""  # what clients are told our host candidates' address is
 
 
 def _parse_candidate(entry: dict[str, Any]) -> RTCIceCandidate | None:
@@ -151,7 +155,9 @@ class Peer:
             self.pc = RTCPeerConnection(self._rtc_config)
             self._offered = False
             raise BadRequest("bad_sdp", f"the offer SDP could not be used: {exc}") from exc
-        return self.pc.localDescription
+        local = self.pc.localDescription
+        return RTCSessionDescription(announce(local.sdp, self._limits.announced_address),
+                                     local.type)
 
     async def add_ice_candidates(self, candidates: list[dict[str, Any]]) -> None:
         if not self._offered:
@@ -216,6 +222,8 @@ class Peer:
             while True:
                 frame = await track.recv()
                 self._last_activity = time.monotonic()
+                if isinstance(frame, av.AudioFrame):
+                    AUDIO_RECEIVED.inc(frame.samples / frame.sample_rate)
                 pipeline.push_frame(frame)
         except MediaStreamError:
             pipeline.end()

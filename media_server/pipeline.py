@@ -15,7 +15,7 @@ from media_server.captions import CaptionBuilder
 from media_server.echo_guard import EchoGuard
 from media_server.engines.stt.base import SpeechEventKind, SpeechStream, SpeechStreamFailed
 from media_server.log import utterance_id_var
-from media_server.metrics import RECOGNITION_LAG
+from media_server.metrics import CAPTIONS, RECOGNITION_LAG
 from media_server.protocol import CaptionMessage, ErrorMessage, ServerMessage, StateMessage
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,7 @@ class SpeakerPipeline:
             caption = self._captions.on_event(event)
             if caption is None:
                 continue
+            CAPTIONS.labels(caption.status).inc()
             await self._deliver(caption)
             if caption.status == "final" and caption.text:
                 utterance_id_var.set(caption.utterance_id)

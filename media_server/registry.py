@@ -18,6 +18,7 @@ from media_server.engines.catalog import EngineCatalog
 from media_server.engines.fallback import HealthChange
 from media_server.engines.loader import Engines
 from media_server.errors import BadRequest, NotFound, Unavailable
+from media_server.metrics import ACTIVE_ROOMS, ACTIVE_SESSIONS, ACTIVE_SPEAKERS
 from media_server.participant import Participant, SessionInfo
 from media_server.peer import Peer, PeerConfig
 from media_server.protocol import EngineMessage, ErrorMessage
@@ -49,6 +50,7 @@ class SessionRegistry:
             connect_timeout_s=settings.offer_timeout_s,
             max_message_bytes=settings.max_message_bytes,
             interim_translation_interval_ms=settings.interim_translation_interval_ms,
+            announced_address=settings.ice_announced_address,
         )
         # The server's own ICE: no STUN unless configured (a media server with a
         # public address needs none, and an unreachable one delays every answer by 5 s).
@@ -106,6 +108,7 @@ class SessionRegistry:
         self._peers[session_id] = peer
         self.rooms.join(joining, participant)
         self._archive(_session_record(peer))
+        self._count()
         log.info("session resumed" if resumed else "session created",
                  extra={"session_id": session_id, "room": room, "speak": speak,
                         "source_lang": source_lang, "participant": info.participant_id})
@@ -156,11 +159,17 @@ class SessionRegistry:
                     "is failing; a fallback serves until it recovers"))
             peer.participant.send(_engine_message(change))
 
+    def _count(self) -> None:
+        ACTIVE_SESSIONS.set(len(self._peers))
+        ACTIVE_SPEAKERS.set(sum(p.info.speak for p in self._peers.values()))
+        ACTIVE_ROOMS.set(len(self.rooms))
+
     async def _forget(self, peer: Peer) -> None:
         self._peers.pop(peer.info.id, None)
         self.speakers.release(peer.info.id)
         clock_origin = peer.room.clock_origin()
         await self.rooms.leave(peer.room, peer.participant)
+        self._count()
         self._archive(_session_record(peer, ended_at=time.time()))
         info, participant = peer.info, peer.participant
         await self._states.keep(SessionState(

@@ -98,6 +98,7 @@ class Settings:
     peer_idle_timeout_s: float = 4.0
     offer_timeout_s: float = 30.0
     ice_host_addresses: tuple[str, ...] = ()
+    ice_announced_address: str = ""  # the public address of host candidates (NAT, containers)
     stun_urls: tuple[str, ...] = ()
 
     # Access control (always on, except under `serve --dev`).

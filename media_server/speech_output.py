@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 
 from media_server.audio import resample_pcm
 from media_server.engines.catalog import EngineCatalog
-from media_server.metrics import SPEECH_QUEUE_TIME, SYNTHESES, SYNTHESIS_TIME
+from media_server.metrics import (
+    ENGINE_TIME,
+    SPEECH_QUEUE,
+    SPEECH_QUEUE_TIME,
+    SYNTHESES,
+    SYNTHESIS_TIME,
+)
 from media_server.participant import Participant
 from media_server.playout import RATE as PLAYOUT_RATE
 from media_server.playout import Clip
@@ -55,6 +61,7 @@ class SpeechOutput:
                                                      name=f"speech-{lang}"))
         try:
             queue.put_nowait(_Request(caption, ends_at))
+            SPEECH_QUEUE.inc()
         except asyncio.QueueFull:
             log.warning("speech queue full; clip skipped",
                         extra={"utterance_id": caption.utterance_id, "lang": lang})
@@ -72,6 +79,7 @@ class SpeechOutput:
     async def _work(self, lang: str, queue: asyncio.Queue[_Request]) -> None:
         while True:
             request = await queue.get()
+            SPEECH_QUEUE.dec()
             clip = await self._synthesize(request, lang)
             if clip is not None:
                 for listener in self._listeners(lang, clip.speaker_id):
@@ -97,6 +105,7 @@ class SpeechOutput:
                        ErrorMessage("tts_failed", "the spoken translation failed"))
             return None
         SYNTHESIS_TIME.observe(time.monotonic() - started)
+        ENGINE_TIME.labels("tts", voice.name).observe(time.monotonic() - started)
         pcm = b"".join(resample_pcm(c.pcm, c.sample_rate, PLAYOUT_RATE) for c in chunks)
         return Clip(pcm, caption.utterance_id, lang, caption.text, caption.speaker_id,
                     request.ends_at)

@@ -4,10 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
 
 from media_server.captions import CaptionBuilder
 from media_server.engines.local_agreement import LocalAgreement
 from media_server.engines.stt.base import SpeechEvent, SpeechEventKind
+from media_server.ice_addresses import announce
 from media_server.protocol import (
     Bye,
     CaptionMessage,
@@ -123,3 +125,23 @@ def test_an_utterance_cut_off_is_closed_with_an_empty_final() -> None:
         (interim.utterance_id, 2, "final", "")
     assert (closing.start_ms, closing.speaker_id) == (5100, "p1")  # on the room's clock
     assert builder.close() is None
+
+
+async def test_announced_address_replaces_host_candidates_keeping_ports() -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("audio")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    announced = announce(sdp, "203.0.113.7")
+
+    def candidates(text: str) -> list[list[str]]:
+        return [line.split(" ") for line in text.split("\r\n")
+                if line.startswith("a=candidate:")]
+
+    before, after = candidates(sdp), candidates(announced)
+    assert before and len(before) == len(after)
+    for old, new in zip(before, after, strict=True):
+        assert new[4] == "203.0.113.7" and new[5] == old[5]  # same port
+    assert "c=IN IP4 203.0.113.7" in announced
+    assert announce(sdp, "") == sdp

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from media_server.engines.stt.base import BatchRecognizer, DecodeRequest, Transcript
+from media_server.metrics import DECODE_QUEUE, ENGINE_TIME
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class DecodeScheduler:
     def submit_final(self, stream: Hashable, request: DecodeRequest) -> asyncio.Future[Transcript]:
         job = _Job(stream, request, asyncio.get_running_loop().create_future())
         self._finals.append(job)
+        DECODE_QUEUE.set(len(self._finals))
         self._wakeup.set()
         return job.future
 
@@ -127,6 +129,9 @@ class DecodeScheduler:
                             job.future.set_exception(exc)
                     continue
                 self.stats.busy_seconds += time.monotonic() - started
+                ENGINE_TIME.labels("stt", self.recognizer.name).observe(
+                    time.monotonic() - started)
+                DECODE_QUEUE.set(len(self._finals))
                 self.stats.batches += 1
                 self.stats.decodes += len(batch)
                 for job, result in zip(batch, results, strict=True):

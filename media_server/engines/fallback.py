@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from media_server.engines.translate.base import TranslationFailed, Translator
 from media_server.engines.tts.base import PcmChunk, SynthesisFailed, TextToSpeech
-from media_server.metrics import ENGINE_ERRORS, ENGINE_FALLBACKS, ENGINE_UP
+from media_server.metrics import ENGINE_ERRORS, ENGINE_FALLBACKS, ENGINE_TIME, ENGINE_UP
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,8 @@ class FallbackTranslator:
         for index, (translator, health) in enumerate(ordered):
             try:
                 async with asyncio.timeout(self._timeout):
-                    return await translator.translate(texts, source, target)
+                    with ENGINE_TIME.labels("translate", translator.name).time():
+                        return await translator.translate(texts, source, target)
             except Exception as exc:
                 following = ordered[index + 1][0].name if index + 1 < len(ordered) else None
                 fell_back("translate", health, repr(exc), following)

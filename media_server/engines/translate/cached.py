@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from media_server.cache.base import TranslationCache
 from media_server.engines.translate.base import Translator
+from media_server.metrics import TRANSLATION_CACHE
 
 
 def normalise(text: str) -> str:
@@ -30,6 +31,13 @@ class CachedTranslator:
         self._in_flight: dict[tuple[str, str, str], asyncio.Future[str]] = {}
         self.counters = CacheCounters()
 
+    def _count(self, result: str) -> None:
+        if result == "hit":
+            self.counters.hits += 1
+        else:
+            self.counters.misses += 1
+        TRANSLATION_CACHE.labels(result).inc()
+
     def pairs(self) -> frozenset[tuple[str, str]]:
         return self._translator.pairs()
 
@@ -42,13 +50,13 @@ class CachedTranslator:
             return ""
         cached = await self._cache.get(key)
         if cached is not None:
-            self.counters.hits += 1
+            self._count("hit")
             return cached
         waiting = self._in_flight.get(key)
         if waiting is not None:
-            self.counters.hits += 1
+            self._count("hit")
             return await asyncio.shield(waiting)
-        self.counters.misses += 1
+        self._count("miss")
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
