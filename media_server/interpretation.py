@@ -17,7 +17,12 @@ import time
 
 from media_server.captions import CaptionBuilder
 from media_server.engines.catalog import EngineCatalog
-from media_server.metrics import CAPTION_OVERHEAD, TRANSLATION_TIME, TRANSLATIONS
+from media_server.metrics import (
+    CAPTION_OVERHEAD,
+    TRANSLATED_LAG,
+    TRANSLATION_TIME,
+    TRANSLATIONS,
+)
 from media_server.participant import Participant
 from media_server.protocol import CaptionMessage, ErrorMessage, StateMessage, Translation
 from media_server.room import Room
@@ -75,6 +80,9 @@ class Interpreter:
                       for lang, text in translations.items()}
         self._room.broadcast(caption, translated)
         CAPTION_OVERHEAD.observe(time.monotonic() - started - translating_s)
+        if translated:
+            TRANSLATED_LAG.observe(max(0.0, time.monotonic()
+                                       - self._room.wall_time(caption.end_ms)))
         self._room.archive(UtteranceRecord(
             session_id=self._speaker.info.id, utterance_id=caption.utterance_id,
             room=self._room.name, speaker_id=caption.speaker_id, speaker=caption.speaker,

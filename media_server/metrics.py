@@ -103,6 +103,10 @@ ENGINE_TIME = Histogram(
     "live_interpreter_engine_seconds",
     "Time of one engine call by kind and provider (a decode batch, a translation, a "
     "synthesis).", ["kind", "provider"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+TRANSLATED_LAG = Histogram(
+    "live_interpreter_translated_caption_lag_seconds",
+    "From the end of an utterance's speech to its final going out translated.",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY)
 SPEECH_DELAY = Histogram(
     "live_interpreter_speech_delay_seconds",
     "From the end of an utterance's speech to the start of its spoken translation.",

@@ -22,7 +22,7 @@ from media_server.metrics import ACTIVE_ROOMS, ACTIVE_SESSIONS, ACTIVE_SPEAKERS
 from media_server.participant import Participant, SessionInfo
 from media_server.peer import Peer, PeerConfig
 from media_server.protocol import EngineMessage, ErrorMessage
-from media_server.room import Room, Rooms
+from media_server.room import Publisher, Room, Rooms, publish_nothing
 from media_server.settings import Settings
 from media_server.store.records import Archiver, SessionRecord, keep_nothing
 
@@ -36,15 +36,18 @@ MAX_NAME_CHARS = 64
 
 class SessionRegistry:
     def __init__(self, settings: Settings, engines: Engines, archive: Archiver = keep_nothing,
-                 states: SessionStates | None = None) -> None:
+                 states: SessionStates | None = None,
+                 publish: Publisher = publish_nothing) -> None:
         self._settings = settings
         self._engines = engines
         self._archive = archive
         # Where a dropped session waits to be resumed.
         self._states = states or SessionStates(MemoryKeyValue(), settings.session_grace_s)
         self._peers: dict[str, Peer] = {}
+        self._empty = asyncio.Event()  # set while no session is open
+        self._empty.set()
         self.speakers = SpeakerSlots(settings.max_speakers, engines.scheduler)
-        self.rooms = Rooms(engines.catalog, settings.max_room_participants, archive)
+        self.rooms = Rooms(engines.catalog, settings.max_room_participants, archive, publish)
         self._limits = PeerConfig(
             idle_timeout_s=settings.peer_idle_timeout_s,
             connect_timeout_s=settings.offer_timeout_s,
@@ -84,7 +87,7 @@ class SessionRegistry:
         if len(self._peers) >= self._settings.max_sessions:
             raise Unavailable("too_many_sessions", "the server has no room for another session")
         joining = self.rooms.admit(room)
-        session_id = resumed.session_id if resumed else secrets.token_urlsafe(18)
+        session_id = resumed.session_id if resumed else self._new_session_id()
         if speak:
             self.speakers.acquire(session_id)
         info = SessionInfo(
@@ -159,9 +162,27 @@ class SessionRegistry:
                     "is failing; a fallback serves until it recovers"))
             peer.participant.send(_engine_message(change))
 
+    def _new_session_id(self) -> str:
+        """144 random bits; on a media node, after its name (`<node>.<random>`), which is
+        how signaling knows where to send the session's requests."""
+        random = secrets.token_urlsafe(18)
+        return f"{self._settings.node_id}.{random}" if self._settings.node_id else random
+
+    @property
+    def speaking(self) -> int:
+        return sum(p.info.speak for p in self._peers.values())
+
+    async def emptied(self) -> None:
+        """Return once no session is open (a draining node waits for this)."""
+        await self._empty.wait()
+
     def _count(self) -> None:
+        if self._peers:
+            self._empty.clear()
+        else:
+            self._empty.set()
         ACTIVE_SESSIONS.set(len(self._peers))
-        ACTIVE_SPEAKERS.set(sum(p.info.speak for p in self._peers.values()))
+        ACTIVE_SPEAKERS.set(self.speaking)
         ACTIVE_ROOMS.set(len(self.rooms))
 
     async def _forget(self, peer: Peer) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from media_server.engines.catalog import EngineCatalog
 from media_server.errors import Conflict, NotFound
@@ -19,14 +20,22 @@ from media_server.protocol import CaptionMessage, ParticipantMessage, ServerMess
 from media_server.speech_output import SpeechOutput
 from media_server.store.records import Archiver, keep_nothing
 
+# Hands a room's caption (with its translations) to consumers elsewhere; never waits.
+Publisher = Callable[[str, CaptionMessage, dict[str, str]], None]
+
+
+def publish_nothing(room: str, caption: CaptionMessage, translations: dict[str, str]) -> None:
+    """The publisher where nobody consumes captions outside the room."""
+
 log = logging.getLogger(__name__)
 
 
 class Room:
     def __init__(self, name: str, catalog: EngineCatalog,
-                 archive: Archiver = keep_nothing) -> None:
+                 archive: Archiver = keep_nothing, publish: Publisher = publish_nothing) -> None:
         self.name = name
         self.archive = archive  # finals with their translations go to the store
+        self._publish = publish
         self._participants: dict[str, Participant] = {}
         self.speech = SpeechOutput(catalog, self.participants)
         self._t0: float | None = None
@@ -101,6 +110,10 @@ class Room:
             caption = translated.get(participant.target_lang, original)
             if caption is not None:
                 participant.send(caption)
+        if original is not None:
+            self._publish(self.name, original, {lang: c.translation.text
+                                                for lang, c in translated.items()
+                                                if c.translation is not None})
 
     def tell_readers_of(self, lang: str, message: ServerMessage) -> None:
         for participant in self._participants.values():
@@ -115,14 +128,18 @@ class Rooms:
     """The rooms of this process. A room exists while someone is in it."""
 
     def __init__(self, catalog: EngineCatalog, capacity: int,
-                 archive: Archiver = keep_nothing) -> None:
+                 archive: Archiver = keep_nothing, publish: Publisher = publish_nothing) -> None:
         self._catalog = catalog
         self._archive = archive
+        self._publish = publish
         self.capacity = capacity
         self._rooms: dict[str, Room] = {}
 
     def __len__(self) -> int:
         return len(self._rooms)
+
+    def names(self) -> list[str]:
+        return list(self._rooms)
 
     def get(self, name: str) -> Room:
         room = self._rooms.get(name)
@@ -133,7 +150,7 @@ class Rooms:
     def admit(self, name: str) -> Room:
         """The room to join (a new one if nobody is in it), if it has space. Nothing is
         kept until `join`, so a refused or failed join leaves nothing behind."""
-        room = self._rooms.get(name) or Room(name, self._catalog, self._archive)
+        room = self._rooms.get(name) or Room(name, self._catalog, self._archive, self._publish)
         if len(room) >= self.capacity:
             raise Conflict("room_full", f"room {name!r} is full ({self.capacity} participants)")
         return room

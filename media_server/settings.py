@@ -87,6 +87,17 @@ class Settings:
     redis_url: str = ""  # redis://...; empty: in this process's memory
     session_grace_s: float = 30.0  # a dropped session can be resumed this long
 
+    # Scale-out (`live-interpreter media` / `signaling`; see the README).
+    node_id: str = ""  # this media node's name; empty: the host name
+    node_url: str = ""  # where signaling reaches this node; empty: http://<host>:<port>
+    heartbeat_interval_s: float = 2.0  # how often a media node tells Redis it is alive...
+    node_ttl_s: float = 6.0  # ...and how long after its last beat it counts as gone
+    drain_timeout_s: float = 600.0  # on SIGTERM, how long sessions may go on before closing
+
+    # Prometheus metrics: on the main port, or (port set) on a listener of their own.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+
     # Capacity and limits.
     max_speakers: int = 4
     max_sessions: int = 200
@@ -155,6 +166,8 @@ class Settings:
         for pair in self.google_voices:
             if "=" not in pair:
                 raise SettingsError(f"google_voices: {pair!r} is not 'lang=voice-name'")
+        if "." in self.node_id or "/" in self.node_id:
+            raise SettingsError("node_id may not contain '.' or '/'")
         if self.turn_host and not self.turn_secret:
             raise SettingsError("turn_host needs turn_secret (coturn's static-auth-secret)")
         if self.rate_limit_per_s <= 0 or self.rate_limit_burst <= 0:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from media_server.cache import open_key_value
 from media_server.cache.sessions import SessionStates
@@ -18,14 +17,14 @@ from media_server.engines import loader
 from media_server.engines.loader import Engines
 from media_server.errors import NotFound
 from media_server.ice_addresses import restrict_host_addresses
-from media_server.metrics import REGISTRY
 from media_server.registry import SessionRegistry
 from media_server.settings import Settings
 from media_server.store.archive import Archive
-from signaling import sessions, transcripts, whip
+from signaling import media_node, sessions, transcripts, whip
 from signaling.access import ACCESS, Access
 from signaling.cors import cors_middleware
 from signaling.errors import error_middleware
+from signaling.metrics_listener import serve_metrics
 from signaling.rate_limit import RateLimiter
 from signaling.state import RUNTIME, SETTINGS, Runtime
 from signaling.tokens import auth_secret
@@ -43,12 +42,6 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-@routes.get("/metrics")
-async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(REGISTRY),
-                        headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     if request.app[RUNTIME].registry is None:
@@ -56,7 +49,7 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
-def _web_client_routes() -> web.RouteTableDef:
+def web_client_routes() -> web.RouteTableDef:
     """Serve the files of web_client/ by exact path, from a map built once at start-up:
     no path ever reaches the filesystem unchecked, and a miss is a JSON 404."""
     files = {str(p.relative_to(WEB_ROOT)): p for p in WEB_ROOT.rglob("*") if p.is_file()}
@@ -80,17 +73,23 @@ def create_app(
     engines: Engines | None = None,
     load_engines: EngineLoader = loader.load_engines,
     dev: bool = False,
+    node: bool = False,
 ) -> web.Application:
     """Build the app. Given `engines`, it is ready at once and the caller owns them;
     otherwise it loads its own in the background and closes them on shutdown. `dev`
-    turns room tokens off (`serve --dev`, loopback only)."""
+    turns room tokens off (`serve --dev`, loopback only); `node` makes it a media node
+    behind `live-interpreter signaling` (which limits request rates)."""
     restrict_host_addresses(settings.ice_host_addresses)
-    limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[
-        error_middleware, cors_middleware(settings.allowed_origins), limiter.middleware()])
+    middlewares = [error_middleware, cors_middleware(settings.allowed_origins)]
+    if not node:
+        limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        middlewares.append(limiter.middleware())
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[SETTINGS] = settings
     app[ACCESS] = Access(None if dev else auth_secret(settings))
     runtime = app[RUNTIME] = Runtime()
+    if node:
+        media_node.attach(app, settings, runtime)
     # The process's one cache backend (memory, or a Redis pool): translations and the
     # state that lets a dropped session resume.
     ephemeral = open_key_value(settings.redis_url)
@@ -99,15 +98,17 @@ def create_app(
     def start_sessions(engines: Engines) -> None:
         engines.catalog.use_cache(
             KeyValueTranslationCache(ephemeral, settings.translation_cache_ttl_s))
-        runtime.registry = SessionRegistry(settings, engines, runtime.keep, states)
+        runtime.registry = SessionRegistry(settings, engines, runtime.keep, states,
+                                           runtime.publish)
 
     if engines is not None:
         start_sessions(engines)
     app.add_routes(routes)
+    serve_metrics(app, settings)
     app.add_routes(sessions.routes)
     app.add_routes(whip.routes)
     app.add_routes(transcripts.routes)
-    app.add_routes(_web_client_routes())  # last: it matches every GET path
+    app.add_routes(web_client_routes())  # last: it matches every GET path
 
     async def engines_context(app: web.Application) -> AsyncIterator[None]:
         async def load() -> None:

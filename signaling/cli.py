@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import socket
 import sys
 from typing import Any
 
@@ -21,6 +22,7 @@ from media_server.store.base import StoreUnavailable
 from media_server.store.records import SessionRecord, UtteranceRecord
 from signaling import tokens
 from signaling.app import create_app
+from signaling.signaling_app import create_signaling_app
 from signaling.turn_check import check_turn
 
 log = logging.getLogger("live_interpreter")
@@ -42,6 +44,44 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     log.info("serving", extra={"url": f"http://{settings.host}:{settings.port}/"})
     web.run_app(app, host=settings.host, port=settings.port, print=None,
                 handle_signals=True, shutdown_timeout=5)
+    return 0
+
+
+def _scale_out_ready(settings: Settings) -> bool:
+    """Separate processes share Redis, and one token secret (a secret file per process
+    would make tokens work on some nodes only)."""
+    for name in ("redis_url", "auth_secret"):
+        if not getattr(settings, name):
+            sys.stderr.write(f"live-interpreter: set LIVE_INTERPRETER_{name.upper()}, the "
+                             "same for signaling and every media node\n")
+            return False
+    return True
+
+
+def _media(args: argparse.Namespace, settings: Settings) -> int:
+    """A media node: engines and WebRTC, placed on by `live-interpreter signaling`."""
+    settings = settings.replace(host=args.host or settings.host, port=args.port or settings.port)
+    if not _scale_out_ready(settings):
+        return 2
+    name = settings.node_id or socket.gethostname().replace(".", "-")
+    reachable = settings.host if settings.host not in ("0.0.0.0", "::") else socket.gethostname()
+    settings = settings.replace(node_id=name,
+                                node_url=settings.node_url or f"http://{reachable}:{settings.port}")
+    app = create_app(settings, node=True)
+    log.info("media node", extra={"node": settings.node_id, "url": settings.node_url})
+    web.run_app(app, host=settings.host, port=settings.port, print=None,
+                handle_signals=True, shutdown_timeout=5)
+    return 0
+
+
+def _signaling(args: argparse.Namespace, settings: Settings) -> int:
+    """The public front: pages, tokens' origins and rates, placement, forwarding."""
+    settings = settings.replace(host=args.host or settings.host, port=args.port or settings.port)
+    if not _scale_out_ready(settings):
+        return 2
+    log.info("signaling", extra={"url": f"http://{settings.host}:{settings.port}/"})
+    web.run_app(create_signaling_app(settings), host=settings.host, port=settings.port,
+                print=None, handle_signals=True, shutdown_timeout=5)
     return 0
 
 
@@ -131,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--dev", action="store_true",
                        help="development: no room tokens, loopback only")
+    for role, text in (("media", "run a media node (engines and WebRTC) of a scaled-out "
+                                  "deployment"),
+                       ("signaling", "run the signaling front of a scaled-out deployment")):
+        command = commands.add_parser(role, help=text)
+        command.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+        command.add_argument("--port", type=int, help="port to listen on (default 8080)")
     languages = commands.add_parser(
         "languages", help="list the languages, translation pairs and voices available")
     languages.add_argument("--json", action="store_true", help="print JSON")
@@ -168,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.command == "serve":
         return _serve(args, settings)
+    if args.command == "media":
+        return _media(args, settings)
+    if args.command == "signaling":
+        return _signaling(args, settings)
     if args.command == "languages":
         return _languages(settings, args.json)
     return 2

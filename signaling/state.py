@@ -8,6 +8,7 @@ from aiohttp import web
 
 from media_server.engines.loader import Engines
 from media_server.registry import SessionRegistry
+from media_server.room import Publisher, publish_nothing
 from media_server.settings import Settings
 from media_server.store.archive import Archive
 from media_server.store.records import StoreRecord
@@ -20,6 +21,7 @@ class Runtime:
     engines: Engines | None = None
     registry: SessionRegistry | None = None
     archive: Archive | None = None  # the store, once the app has started
+    publish: Publisher = publish_nothing  # captions to other processes (media nodes)
 
     def keep(self, record: StoreRecord) -> None:
         if self.archive is not None:

@@ -62,3 +62,15 @@ async def test_export_prints_a_rooms_transcript_from_the_store(tmp_path: Path) -
     assert [s.content for s in subtitles] == ["Ana: Good morning.", "Ana: Let's start."]
     missing = export("nobody")
     assert missing.returncode == 1 and "no transcript" in missing.stderr
+
+
+def test_scale_out_roles_need_redis_and_one_shared_secret() -> None:
+    for role in ("media", "signaling"):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LIVE_INTERPRETER_")}
+        result = subprocess.run([CLI, role], env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 2 and "LIVE_INTERPRETER_REDIS_URL" in result.stderr
+        env["LIVE_INTERPRETER_REDIS_URL"] = "redis://127.0.0.1:1/0"
+        result = subprocess.run([CLI, role], env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 2 and "LIVE_INTERPRETER_AUTH_SECRET" in result.stderr

@@ -58,7 +58,10 @@ def test_compose_runs_the_whole_stack_with_health_checks_and_media_ports() -> No
         if source.startswith("./"):
             assert (REPO / source).exists(), source  # what is mounted is in the repo
     prometheus = load_yaml(REPO / "deploy/prometheus/prometheus.yml")
-    assert prometheus["scrape_configs"][0]["static_configs"][0]["targets"] == ["app:8080"]
+    metrics_port = env["LIVE_INTERPRETER_METRICS_PORT"]
+    assert prometheus["scrape_configs"][0]["static_configs"][0]["targets"] == [
+        f"app:{metrics_port}"]
+    assert not any(metrics_port in str(port) for port in app["ports"])  # not published
 
 
 def _exported_names() -> set[str]:
@@ -96,3 +99,54 @@ def test_the_image_is_multi_stage_non_root_and_ready_at_start() -> None:
     assert re.search(r"^USER (?!root)\w+", dockerfile, re.MULTILINE)
     assert "whisper_base_dir" in dockerfile  # weights prepared at build time
     assert "HEALTHCHECK" in dockerfile
+
+
+K8S = REPO / "deploy" / "k8s"
+KUBERNETES_VALIDATE = str(Path(sys.executable).parent / "kubernetes-validate")
+
+
+async def kubernetes_validate(*files: Path) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        KUBERNETES_VALIDATE, "--strict", "-k", "1.33.0", *map(str, files),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await process.communicate()
+    return process.returncode or 0, output.decode()
+
+
+async def test_kubernetes_manifests_validate(tmp_path: Path) -> None:
+    kustomization = load_yaml(K8S / "kustomization.yaml")
+    manifests = [K8S / name for name in kustomization["resources"]]
+    status, output = await kubernetes_validate(*manifests)
+    assert status == 0, output
+    assert output.count("passed") == 12, output
+    broken = tmp_path / "media.yaml"  # the check itself can fail
+    broken.write_text((K8S / "media.yaml").read_text().replace("hostNetwork: true",
+                                                               "hostNetwork: yes-please"))
+    status, output = await kubernetes_validate(broken)
+    assert status != 0, output
+    generated = kustomization["configMapGenerator"][0]["files"][0].split("=", 1)[1]
+    assert (K8S / generated).resolve() == REPO / "turn" / "turnserver.conf.template"
+
+
+def test_kubernetes_deployment_drains_probes_and_scales() -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d
+            for name in ("signaling.yaml", "media.yaml", "coturn.yaml")
+            for d in YAML(typ="safe").load_all((K8S / name).read_text())}
+    media = docs[("Deployment", "media")]["spec"]["template"]["spec"]
+    assert media["hostNetwork"] is True  # UDP straight to the node, any port
+    container = media["containers"][0]
+    assert container["args"] == ["media"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    config = next(YAML(typ="safe").load_all((K8S / "config.yaml").read_text()))  # ConfigMap
+    drain_s = float(config["data"]["LIVE_INTERPRETER_DRAIN_TIMEOUT_S"])
+    assert media["terminationGracePeriodSeconds"] > drain_s  # drained, not killed
+    signaling = docs[("Deployment", "signaling")]["spec"]["template"]["spec"]
+    assert signaling["containers"][0]["args"] == ["signaling"]
+    assert ("Ingress", "signaling") in docs and ("Service", "signaling") in docs
+    for name in ("signaling", "media"):
+        assert ("PodDisruptionBudget", name) in docs
+        assert ("HorizontalPodAutoscaler", name) in docs
+    metrics = docs[("HorizontalPodAutoscaler", "media")]["spec"]["metrics"]
+    assert {m["type"] for m in metrics} == {"Resource", "Pods"}
+    assert metrics[1]["pods"]["metric"]["name"] in _exported_names()

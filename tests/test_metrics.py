@@ -10,8 +10,11 @@ import aiohttp
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Server
+from media_server.engines.loader import Engines
+from media_server.settings import Settings
+from tests.conftest import Server, start_server
 from tests.rtc_client import CaptionClient
+from tests.services import spare_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -52,8 +55,8 @@ async def test_metrics_move_with_a_session(server: Server, http: aiohttp.ClientS
                            ("tts", "espeak-ng")):
         assert grew("live_interpreter_engine_seconds_count", kind=kind, provider=provider), \
             (kind, provider, [k for k in during if k[0] == "live_interpreter_engine_seconds_count"])
-    for histogram in ("recognition_lag", "translation", "synthesis", "speech_delay",
-                      "caption_overhead"):
+    for histogram in ("recognition_lag", "translation", "translated_caption_lag",
+                      "synthesis", "speech_delay", "caption_overhead"):
         assert grew(f"live_interpreter_{histogram}_seconds_count"), histogram
     for present in ("live_interpreter_store_queue_records",
                     "live_interpreter_decode_queue_utterances",
@@ -76,3 +79,16 @@ async def test_metrics_move_with_a_session(server: Server, http: aiohttp.ClientS
     labels = {label for key in during if key[0].startswith("live_interpreter_")
               for label, _ in key[1]}
     assert labels <= {"kind", "provider", "status", "result", "reason", "le"}, labels
+
+
+async def test_metrics_can_have_a_listener_of_their_own(
+        settings: Settings, engines: Engines, http: aiohttp.ClientSession) -> None:
+    port = spare_port()
+    server, runner = await start_server(settings.replace(metrics_port=port), engines)
+    try:
+        async with http.get(f"{server.url}/metrics") as resp:
+            assert resp.status == 404  # not on the public port
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            assert resp.status == 200 and "live_interpreter_active_sessions" in await resp.text()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,35 @@
+"""`GET /metrics`, on the app's own port or, with `METRICS_PORT` set, on a listener of
+its own (bind it where only Prometheus reaches: the metrics say how busy we are and
+which engines fail, nothing for the public)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from media_server.metrics import REGISTRY
+from media_server.settings import Settings
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(REGISTRY),
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def serve_metrics(app: web.Application, settings: Settings) -> None:
+    if not settings.metrics_port:
+        app.router.add_get("/metrics", metrics)
+        return
+
+    async def listener(app: web.Application) -> AsyncIterator[None]:
+        metrics_app = web.Application()
+        metrics_app.router.add_get("/metrics", metrics)
+        runner = web.AppRunner(metrics_app)
+        await runner.setup()
+        await web.TCPSite(runner, settings.metrics_host, settings.metrics_port).start()
+        yield
+        await runner.cleanup()
+
+    app.cleanup_ctx.append(listener)

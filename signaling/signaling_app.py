@@ -1,0 +1,74 @@
+"""`live-interpreter signaling`: the public front of a scaled-out deployment. It serves
+the pages, checks origins and rate limits, places rooms on media nodes and forwards
+each request to the node concerned (`forwarding.py`), and streams any room's captions
+from Redis (`caption_stream.py`). It runs no engines; run as many as you like."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from media_server.settings import Settings
+from signaling import caption_stream, forwarding
+from signaling.access import ACCESS, Access
+from signaling.app import web_client_routes
+from signaling.cors import cors_middleware
+from signaling.errors import error_middleware
+from signaling.metrics_listener import serve_metrics
+from signaling.placement import Placement
+from signaling.rate_limit import RateLimiter
+from signaling.state import SETTINGS
+from signaling.tokens import auth_secret
+
+FORWARD_TIMEOUT_S = 30.0  # an offer's answer includes the node's ICE gathering
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """Ready while Redis answers and at least one media node is live."""
+    try:
+        nodes = await request.app[forwarding.PLACEMENT].live_nodes()
+    except (RedisError, OSError):
+        return web.json_response({"status": "no redis"}, status=503)
+    if not nodes:
+        return web.json_response({"status": "no media node"}, status=503)
+    return web.json_response({"status": "ready", "media_nodes": len(nodes)})
+
+
+def create_signaling_app(settings: Settings) -> web.Application:
+    if not settings.redis_url:
+        raise ValueError("signaling needs LIVE_INTERPRETER_REDIS_URL (where media nodes are)")
+    limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[
+        error_middleware, cors_middleware(settings.allowed_origins), limiter.middleware()])
+    app[SETTINGS] = settings
+    app[ACCESS] = Access(auth_secret(settings))
+    app.add_routes(routes)
+    serve_metrics(app, settings)
+    app.add_routes(caption_stream.routes)  # before the rooms' catch-all
+    app.add_routes(forwarding.routes)
+    app.add_routes(web_client_routes())
+
+    async def clients(app: web.Application) -> AsyncIterator[None]:
+        redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        app[caption_stream.REDIS] = redis
+        app[forwarding.PLACEMENT] = Placement(redis)
+        async with aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)) as client:
+            app[forwarding.CLIENT] = client
+            yield
+        await redis.aclose()
+
+    app.cleanup_ctx.append(clients)
+    return app
