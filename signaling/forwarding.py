@@ -75,26 +75,21 @@ async def create_session(request: web.Request) -> web.Response:
     return await _forward(request, node, body)
 
 
-@routes.route("*", "/api/sessions/{session_id}{rest:.*}")
-async def session_call(request: web.Request) -> web.Response:
+async def to_sessions_node(request: web.Request) -> web.Response:
+    """A call on a session (its id names its node): session API, WHIP/WHEP resources."""
     node = await request.app[PLACEMENT].node(node_of_session(request.match_info["session_id"]))
     return await _forward(request, node)
 
 
-@routes.get("/api/rooms/{room}{rest:.*}")
-async def room_call(request: web.Request) -> web.Response:
+async def to_rooms_node(request: web.Request) -> web.Response:
+    """A call on a room: its roster and transcript, a WHIP/WHEP offer."""
     return await _forward(request, await _room_node(request, request.match_info["room"]))
 
 
-@routes.route("*", "/{kind:whip|whep}/{room}")
-async def whip_create(request: web.Request) -> web.Response:
-    return await _forward(request, await _room_node(request, request.match_info["room"]))
-
-
-@routes.route("*", "/{kind:whip|whep}/{room}/{session_id}")
-async def whip_resource(request: web.Request) -> web.Response:
-    node = await request.app[PLACEMENT].node(node_of_session(request.match_info["session_id"]))
-    return await _forward(request, node)
+for path in ("/api/sessions/{session_id}{rest:.*}", "/{kind:whip|whep}/{room}/{session_id}"):
+    routes.route("*", path)(to_sessions_node)
+routes.get("/api/rooms/{room}{rest:.*}")(to_rooms_node)
+routes.route("*", "/{kind:whip|whep}/{room}")(to_rooms_node)
 
 
 @routes.get("/api/languages")

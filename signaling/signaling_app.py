@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from media_server.settings import Settings
 from signaling import caption_stream, forwarding
 from signaling.access import ACCESS, Access
-from signaling.app import web_client_routes
+from signaling.app import healthz, web_client_routes
 from signaling.cors import cors_middleware
 from signaling.errors import error_middleware
 from signaling.metrics_listener import serve_metrics
@@ -27,11 +27,6 @@ from signaling.tokens import auth_secret
 FORWARD_TIMEOUT_S = 30.0  # an offer's answer includes the node's ICE gathering
 
 routes = web.RouteTableDef()
-
-
-@routes.get("/healthz")
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
 
 
 @routes.get("/readyz")
@@ -54,6 +49,7 @@ def create_signaling_app(settings: Settings) -> web.Application:
         error_middleware, cors_middleware(settings.allowed_origins), limiter.middleware()])
     app[SETTINGS] = settings
     app[ACCESS] = Access(auth_secret(settings))
+    app.router.add_get("/healthz", healthz)  # the process answers: all it says
     app.add_routes(routes)
     serve_metrics(app, settings)
     app.add_routes(caption_stream.routes)  # before the rooms' catch-all
