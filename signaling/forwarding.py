@@ -22,7 +22,8 @@ CLIENT = web.AppKey("forwarding_client", aiohttp.ClientSession)
 
 # What passes between client and node, each way.
 REQUEST_HEADERS = ("Authorization", "Content-Type", "If-Match", "Accept")
-ANSWER_HEADERS = ("Content-Type", "Location", "ETag", "Retry-After", "WWW-Authenticate")
+ANSWER_HEADERS = ("Content-Type", "Location", "ETag", "Link", "Retry-After",
+                  "WWW-Authenticate")
 
 
 def node_of_session(session_id: str) -> str:
@@ -42,13 +43,11 @@ async def _forward(request: web.Request, node: NodeInfo, body: bytes | None = No
                 data=data or None) as answer:
             payload = await answer.read()
             response = web.Response(status=answer.status, body=payload)
-            for name in ANSWER_HEADERS:
+            for name in ANSWER_HEADERS:  # Link may come several times (WHIP's ICE servers)
                 for value in answer.headers.getall(name, []):
                     response.headers.add(name, value)
-            for link in answer.headers.getall("Link", []):
-                response.headers.add("Link", link)
             return response
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, TimeoutError) as exc:
         raise Unavailable("node_unreachable", f"media node {node.id} did not answer") from exc
 
 

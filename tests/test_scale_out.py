@@ -21,6 +21,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
 
 from media_server.store.sqlite import SqliteStore
 from signaling import tokens
@@ -229,3 +230,27 @@ async def test_sigterm_drains_a_node_without_losing_finals(
     finally:
         await store.close()
     assert kept == said and wer(JFK_TEXT, " ".join(kept)) <= 0.15
+
+
+async def test_whep_goes_through_signaling_to_the_rooms_node(cluster: Cluster) -> None:
+    async with aiohttp.ClientSession() as http:
+        listener = await _create(http, cluster, "broadcast")  # the room now has a node
+        player = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        player.addTransceiver("audio", direction="recvonly")
+        await player.setLocalDescription(await player.createOffer())
+        try:
+            async with http.post(f"{cluster.signaling.url}/whep/broadcast?lang=pt",
+                                 data=player.localDescription.sdp,
+                                 headers={"Content-Type": "application/sdp",
+                                          **bearer("broadcast", "listener")}) as resp:
+                assert resp.status == 201, await resp.text()
+                assert resp.headers["Content-Type"] == "application/sdp"
+                location = resp.headers["Location"]
+                assert resp.headers["ETag"]
+            session_id = location.rsplit("/", 1)[1]
+            assert _node(session_id) == _node(listener["session_id"])  # the room's node
+            async with http.delete(cluster.signaling.url + location,
+                                   headers=bearer("broadcast", "listener")) as resp:
+                assert resp.status == 200
+        finally:
+            await player.close()
