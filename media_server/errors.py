@@ -20,6 +20,10 @@ class Unauthorized(InterpreterError):
     status = 401
 
 
+class Forbidden(InterpreterError):
+    status = 403
+
+
 class NotFound(InterpreterError):
     status = 404
 
@@ -45,10 +49,3 @@ class Unavailable(InterpreterError):
 
     status = 503
 
-
-class Forbidden(InterpreterError):
-    status = 403
-
-
-class TooManyRequests(InterpreterError):
-    status = 429

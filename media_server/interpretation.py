@@ -62,34 +62,30 @@ class Interpreter:
         if not caption.text:
             self._room.broadcast(caption, {})  # an empty final closes what is on screen
             return
-        if not targets and caption.status == "interim":
-            self._room.broadcast(caption, {})
-            return
         if caption.status == "interim":
             self._room.broadcast(caption, {})
-            self._latest = caption
-            self._wake.set()
+            if targets:  # its translations follow, latest first
+                self._latest = caption
+                self._wake.set()
             return
         self._latest = None
-        started = time.monotonic()
         if targets:
             self._speaker.send(StateMessage("translating"))
         translations = await self._translate(caption, targets)
-        translating_s = time.monotonic() - started
+        translated_at = time.monotonic()
         translated = {lang: dataclasses.replace(caption, translation=Translation(lang, text))
                       for lang, text in translations.items()}
         self._room.broadcast(caption, translated)
-        CAPTION_OVERHEAD.observe(time.monotonic() - started - translating_s)
+        CAPTION_OVERHEAD.observe(time.monotonic() - translated_at)
+        ends_at = self._room.wall_time(caption.end_ms)
         if translated:
-            TRANSLATED_LAG.observe(max(0.0, time.monotonic()
-                                       - self._room.wall_time(caption.end_ms)))
+            TRANSLATED_LAG.observe(max(0.0, time.monotonic() - ends_at))
         self._room.archive(UtteranceRecord(
             session_id=self._speaker.info.id, utterance_id=caption.utterance_id,
             room=self._room.name, speaker_id=caption.speaker_id, speaker=caption.speaker,
             lang=caption.lang, text=caption.text, start_ms=caption.start_ms,
             end_ms=caption.end_ms, engine=self._engine, created_at=time.time(),
             translations=translations))
-        ends_at = self._room.wall_time(caption.end_ms)
         for version in translated.values():
             self._room.speech.speak(version, ends_at)
 

@@ -20,14 +20,14 @@ from media_server.protocol import CaptionMessage, ParticipantMessage, ServerMess
 from media_server.speech_output import SpeechOutput
 from media_server.store.records import Archiver, keep_nothing
 
+log = logging.getLogger(__name__)
+
 # Hands a room's caption (with its translations) to consumers elsewhere; never waits.
 Publisher = Callable[[str, CaptionMessage, dict[str, str]], None]
 
 
 def publish_nothing(room: str, caption: CaptionMessage, translations: dict[str, str]) -> None:
     """The publisher where nobody consumes captions outside the room."""
-
-log = logging.getLogger(__name__)
 
 
 class Room:

@@ -170,15 +170,14 @@ class Settings:
             raise SettingsError("node_id may not contain '.' or '/'")
         if self.turn_host and not self.turn_secret:
             raise SettingsError("turn_host needs turn_secret (coturn's static-auth-secret)")
-        if self.rate_limit_per_s <= 0 or self.rate_limit_burst <= 0:
-            raise SettingsError("rate_limit_per_s and rate_limit_burst must be positive")
         if self.max_room_participants > 200:
             raise SettingsError("max_room_participants must be at most 200")
         if not 0.0 <= self.vad_threshold < 1.0:
             raise SettingsError("vad_threshold must be between 0 and 1")
         for name in ("port", "stt_threads", "stt_beam_size", "stt_batch_size", "max_speakers",
                      "max_room_participants", "max_body_bytes", "max_message_bytes",
-                     "stt_interim_interval_ms", "stt_max_utterance_ms", "vad_min_silence_ms"):
+                     "stt_interim_interval_ms", "stt_max_utterance_ms", "vad_min_silence_ms",
+                     "rate_limit_per_s", "rate_limit_burst"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from media_server.audio import resample_pcm
 from media_server.engines.catalog import EngineCatalog
 from media_server.metrics import (
-    ENGINE_TIME,
     SPEECH_QUEUE,
     SPEECH_QUEUE_TIME,
     SYNTHESES,
@@ -105,7 +104,6 @@ class SpeechOutput:
                        ErrorMessage("tts_failed", "the spoken translation failed"))
             return None
         SYNTHESIS_TIME.observe(time.monotonic() - started)
-        ENGINE_TIME.labels("tts", voice.name).observe(time.monotonic() - started)
         pcm = b"".join(resample_pcm(c.pcm, c.sample_rate, PLAYOUT_RATE) for c in chunks)
         return Clip(pcm, caption.utterance_id, lang, caption.text, caption.speaker_id,
                     request.ends_at)

@@ -5,16 +5,14 @@ and answers pass through unchanged, errors included; the node checks the token."
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import aiohttp
 from aiohttp import web
 
-from media_server.errors import BadRequest, NotFound, Unavailable
+from media_server.errors import NotFound, Unavailable
 from media_server.heartbeat import NodeInfo
 from media_server.metrics import PLACEMENT_TIME
 from signaling.placement import Placement
+from signaling.sessions import json_object
 
 routes = web.RouteTableDef()
 PLACEMENT = web.AppKey("placement", Placement)
@@ -33,10 +31,9 @@ def node_of_session(session_id: str) -> str:
     return node
 
 
-async def _forward(request: web.Request, node: NodeInfo, body: bytes | None = None
-                   ) -> web.Response:
+async def _forward(request: web.Request, node: NodeInfo) -> web.Response:
     headers = {h: request.headers[h] for h in REQUEST_HEADERS if h in request.headers}
-    data = body if body is not None else await request.read()
+    data = await request.read()
     try:
         async with request.app[CLIENT].request(
                 request.method, node.url + request.rel_url.path_qs, headers=headers,
@@ -57,13 +54,7 @@ async def _room_node(request: web.Request, room: str) -> NodeInfo:
 
 @routes.post("/api/sessions")
 async def create_session(request: web.Request) -> web.Response:
-    body = await request.read()
-    try:
-        data: Any = json.loads(body) if body else {}
-    except ValueError as exc:
-        raise BadRequest("bad_json", "request body is not valid JSON") from exc
-    if not isinstance(data, dict):
-        raise BadRequest("bad_json", "request body must be a JSON object")
+    data = await json_object(request)  # the body, once read, is forwarded as it came
     placement = request.app[PLACEMENT]
     with PLACEMENT_TIME.time():
         if isinstance(data.get("resume"), str):  # back to where the session was
@@ -71,7 +62,7 @@ async def create_session(request: web.Request) -> web.Response:
         else:
             room = data.get("room", "default")
             node = await _room_node(request, room if isinstance(room, str) else "")
-    return await _forward(request, node, body)
+    return await _forward(request, node)
 
 
 async def to_sessions_node(request: web.Request) -> web.Response:

@@ -17,7 +17,7 @@ from signaling.turn_credentials import ice_servers
 routes = web.RouteTableDef()
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
+async def json_object(request: web.Request) -> dict[str, Any]:
     body = await request.read()  # raises 413 past client_max_size
     try:
         data = await request.json() if body else None
@@ -54,7 +54,7 @@ def _own_session(request: web.Request) -> Peer:
 async def create_session(request: web.Request) -> web.Response:
     registry = registry_of(request)
     settings = request.app[SETTINGS]
-    data = await _json_object(request)
+    data = await json_object(request)
     resume = _get(data, "resume", str, "")
     if resume:  # a client back after losing its connection: the session goes on
         peer = await registry.resume(
@@ -99,7 +99,7 @@ async def get_session(request: web.Request) -> web.Response:
 @routes.post("/api/sessions/{session_id}/offer")
 async def offer(request: web.Request) -> web.Response:
     peer = _own_session(request)
-    data = await _json_object(request)
+    data = await json_object(request)
     answer = await peer.answer(_get(data, "sdp", str, None), _get(data, "type", str, None))
     return web.json_response({"sdp": answer.sdp, "type": answer.type})
 
@@ -107,7 +107,7 @@ async def offer(request: web.Request) -> web.Response:
 @routes.patch("/api/sessions/{session_id}/ice")
 async def trickle_ice(request: web.Request) -> web.Response:
     peer = _own_session(request)
-    data = await _json_object(request)
+    data = await json_object(request)
     candidates = data.get("candidates", [data])
     if not isinstance(candidates, list) or not all(isinstance(c, dict) for c in candidates):
         raise BadRequest("bad_candidate", "'candidates' must be a list of objects")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -169,12 +170,14 @@ class FallbackTts:
         ordered = in_order([e for e in self._entries if language in e[0].voices()])
         for index, (voice, health) in enumerate(ordered):
             started = False
+            began = time.monotonic()
             chunks = aiter(voice.synthesize(text, language))
             try:
                 while True:
                     async with asyncio.timeout(self._timeout):
                         chunk = await anext(chunks, None)
-                    if chunk is None:
+                    if chunk is None:  # timed for the provider that actually spoke
+                        ENGINE_TIME.labels("tts", voice.name).observe(time.monotonic() - began)
                         return
                     started = True
                     yield chunk

@@ -39,9 +39,7 @@ class _Reconnecting:
         if self._store is None:
             try:
                 self._store = await open_store(self._settings)
-            except StoreUnavailable:
-                raise
-            except OSError as exc:
+            except OSError as exc:  # a SQLite file that cannot be made; PG says it itself
                 raise StoreUnavailable(f"cannot open the store: {exc}") from exc
         return self._store
 
