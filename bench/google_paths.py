@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import percentile
 from media_server.engines.catalog import EngineCatalog
-from media_server.engines.fallback import HealthBoard
+from media_server.engines.fallback import Deadlines, HealthBoard
 from media_server.engines.google_clients import GoogleClients, create_clients, find_credentials
 from media_server.engines.stt.base import SpeechEventKind
 from media_server.engines.stt.google import GoogleSpeech, GoogleSpeechConfig
@@ -72,7 +72,8 @@ async def failover(clients: GoogleClients, fake: FakeGoogle) -> dict[str, list[f
     local = FastTranslate()
     await asyncio.to_thread(local.warm_up)
     board = HealthBoard(probe_interval_s=3600)
-    catalog = EngineCatalog(frozenset({"en"}), [google, local], [], board, timeout_s=2.0)
+    catalog = EngineCatalog(frozenset({"en"}), [google, local], [], board,
+                            translate_deadlines=Deadlines(2.0, 5.0))
     chain = catalog.translator_for("en", "pt")
     assert chain is not None
     timings: dict[str, list[float]] = {"up": [], "first while down": [], "then": []}

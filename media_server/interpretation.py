@@ -3,8 +3,8 @@
 Finals are translated (once per target language, concurrently) before they go
 out, then archived (the store) and spoken. Interims go out at once in the original
 and again with their translations (latest wins, at most every `interval_ms`). A
-translation that fails or times out leaves its readers with the original and an
-error saying so.
+translation that fails on every provider (the chain's deadlines included) leaves its
+readers with the original and an error saying so.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from media_server.room import Room
 from media_server.store.records import UtteranceRecord
 
 log = logging.getLogger(__name__)
-TRANSLATE_TIMEOUT_S = 5.0
 
 
 class Interpreter:
@@ -101,9 +100,8 @@ class Interpreter:
             return None  # nobody serves the pair: its readers get the original
         TRANSLATIONS.labels(caption.status).inc()
         started = time.monotonic()
-        try:
-            async with asyncio.timeout(TRANSLATE_TIMEOUT_S):
-                [result] = await translator.translate([caption.text], caption.lang, target)
+        try:  # (the chain owns the deadline: failing over needs all of it)
+            [result] = await translator.translate([caption.text], caption.lang, target)
         except Exception as exc:
             log.warning("translation failed", extra={
                 "error": repr(exc), "provider": translator.name, "target": target,

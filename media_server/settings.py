@@ -27,6 +27,13 @@ def _default_data_dir() -> str:
     return str(Path(base) / "live-interpreter")
 
 
+# Settings that were replaced, with what to set instead.
+RENAMED = {
+    "google_timeout_s": "deadlines belong to each kind's provider chain now: set "
+                        "translate_attempt_s / translate_budget_s and tts_attempt_s / tts_budget_s",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the server. Each field is documented in the README."""
@@ -42,6 +49,12 @@ class Settings:
     translate: tuple[str, ...] = ("local",)
     tts: tuple[str, ...] = ("local",)
     engine_probe_interval_s: float = 30.0  # how often a failed provider is tried again
+    # Deadlines, owned by each kind's provider chain: one provider's try (its own
+    # retries inside), then the next; the budget bounds the whole call.
+    translate_attempt_s: float = 2.0
+    translate_budget_s: float = 5.0
+    tts_attempt_s: float = 3.0  # to a voice's first audio, and between its chunks
+    tts_budget_s: float = 8.0  # to a clip's first audio, across voices
 
     # Google Cloud (Speech-to-Text v2, Translation v3, Text-to-Speech v1).
     google_project: str = ""
@@ -55,7 +68,6 @@ class Settings:
     google_stt_retries: int = 3  # restarts after transient errors before failing over
     google_stt_stall_timeout_s: float = 5.0  # no result this long during speech: a failure
     google_voices: tuple[str, ...] = ()  # "lang=voice-name" overrides, e.g. "pt=pt-BR-Wavenet-A"
-    google_timeout_s: float = 5.0  # translation and synthesis deadline per call
 
     # Speech-to-text (local Whisper through CTranslate2).
     stt_model_dir: str = ""  # empty: the Whisper base weights shipped by pip packages
@@ -135,12 +147,14 @@ class Settings:
                 values.update(tomllib.loads(Path(config_path).read_text()))
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise SettingsError(f"cannot read config file {config_path}: {exc}") from exc
-        for f in fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
+        for name in [f.name for f in fields(cls)] + list(RENAMED):
+            raw = env.get(ENV_PREFIX + name.upper())
             if raw is not None:
-                values[f.name] = raw
+                values[name] = raw
         known = {f.name: f for f in fields(cls)}
         unknown = set(values) - set(known)
+        if renamed := sorted(unknown & RENAMED.keys()):
+            raise SettingsError(f"setting {renamed[0]} is gone: {RENAMED[renamed[0]]}")
         if unknown:
             raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
         parsed = {name: _coerce(name, known[name].type, value) for name, value in values.items()}
@@ -159,6 +173,11 @@ class Settings:
                 raise SettingsError(
                     f"{kind} must list providers from {', '.join(sorted(PROVIDERS))}, "
                     f"each once (got {','.join(chosen) or 'nothing'})")
+        for kind in ("translate", "tts"):
+            attempt, budget = self.deadlines(kind)
+            if not 0 < attempt < budget:
+                raise SettingsError(f"need 0 < {kind}_attempt_s < {kind}_budget_s "
+                                    "(the budget leaves room for the next provider)")
         if self.google_stt_endpointing not in ("standard", "short", "supershort"):
             raise SettingsError("google_stt_endpointing must be standard, short or supershort")
         if not 0 < self.google_stt_restart_s < self.google_stt_max_stream_s <= 300:
@@ -180,6 +199,10 @@ class Settings:
                      "rate_limit_per_s", "rate_limit_burst"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
+
+    def deadlines(self, kind: str) -> tuple[float, float]:
+        """(attempt_s, budget_s) of a kind's provider chain: "translate" or "tts"."""
+        return getattr(self, f"{kind}_attempt_s"), getattr(self, f"{kind}_budget_s")
 
     def uses_google(self) -> bool:
         return "google" in self.stt + self.translate + self.tts

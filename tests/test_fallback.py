@@ -11,7 +11,7 @@ import grpc
 
 from media_server.cache.translations import in_memory_cache
 from media_server.engines.catalog import EngineCatalog
-from media_server.engines.fallback import HealthBoard, HealthChange
+from media_server.engines.fallback import Deadlines, HealthBoard, HealthChange
 from media_server.engines.google_clients import GoogleClients
 from media_server.engines.loader import Engines, _stt_probe
 from media_server.engines.stt.base import SpeechEventKind
@@ -24,7 +24,7 @@ from media_server.engines.tts.google import GoogleTts
 from media_server.metrics import REGISTRY
 from tests.conftest import adapter
 from tests.google_fake import FakeGoogle
-from tests.test_google_speech import check_captions, jfk16, stream_speech
+from tests.test_google_speech import FAULT_AT_MS, check_captions, jfk16, stream_speech
 
 __all__ = ["jfk16"]  # the fixture, shared
 
@@ -55,7 +55,8 @@ async def catalog_with_google_first(clients: GoogleClients, board: HealthBoard
     voice = GoogleTts(clients.tts, {}, 48000, 0.5)
     await voice.load_voices()
     return EngineCatalog(frozenset({"en"}), [google, local], [voice, EspeakTts()], board,
-                         in_memory_cache(), timeout_s=1.0)
+                         in_memory_cache(), translate_deadlines=Deadlines(1.0, 3.0),
+                         tts_deadlines=Deadlines(1.0, 3.0))
 
 
 async def test_translation_falls_back_and_comes_back(
@@ -113,9 +114,9 @@ async def test_speech_falls_back_to_another_voice(
 async def test_recognition_moves_to_whisper_mid_utterance_and_back(
         engines: Engines, google_clients: GoogleClients, fake_google: FakeGoogle,
         jfk16: bytes) -> None:
-    """Google refuses the stream 4 s in (inside "ask not what your country..."): Whisper
-    hears again what no final covers and finishes the utterance; once Google answers
-    probes again, the stream returns to it after the next final."""
+    """Google refuses the stream inside "ask not what your country can do for you":
+    Whisper hears again what no final covers and finishes the utterance; once Google
+    answers probes again, the stream returns to it after the next final."""
     board = HealthBoard(probe_interval_s=0.3)
     # retries=0: a mid-stream abort can reach the client as INTERNAL; fail over at once.
     google = GoogleSpeech(google_clients.speech, google_clients.project,
@@ -124,7 +125,7 @@ async def test_recognition_moves_to_whisper_mid_utterance_and_back(
     speech = FallbackSpeech([(google, board.register("stt", "google", _stt_probe(google))),
                              (local, board.register("stt", local.name, _stt_probe(local)))])
     faults = fake_google.speech.faults
-    faults.abort_streams, faults.abort_after_ms = 1, 4000
+    faults.abort_streams, faults.abort_after_ms = 1, FAULT_AT_MS
     faults.abort_code = grpc.StatusCode.PERMISSION_DENIED
     before = fallbacks("stt")
     events, _ = await stream_speech(google_clients, jfk16, GoogleSpeechConfig(), speech)

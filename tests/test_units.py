@@ -47,6 +47,17 @@ def test_bad_settings_are_refused_clearly(env: dict[str, str]) -> None:
         Settings.load(env)
 
 
+@pytest.mark.parametrize("env,message", [
+    ({"LIVE_INTERPRETER_TRANSLATE_ATTEMPT_S": "5", "LIVE_INTERPRETER_TRANSLATE_BUDGET_S": "5"},
+     "leaves room for the next provider"),
+    ({"LIVE_INTERPRETER_TTS_ATTEMPT_S": "0"}, "tts_attempt_s"),
+    ({"LIVE_INTERPRETER_GOOGLE_TIMEOUT_S": "5"}, "google_timeout_s is gone: .*translate_attempt_s"),
+])
+def test_deadline_settings_are_checked(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.load(env)
+
+
 def test_unknown_toml_key_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "li.toml"
     config.write_text("prot = 1\n")

@@ -13,6 +13,7 @@ from typing import Any
 from media_server.cache.base import TranslationCache
 from media_server.cache.translations import in_memory_cache
 from media_server.engines.fallback import (
+    Deadlines,
     FallbackTranslator,
     FallbackTts,
     HealthBoard,
@@ -22,6 +23,11 @@ from media_server.engines.translate.base import Translator
 from media_server.engines.translate.cached import CachedTranslator
 from media_server.engines.tts.base import TextToSpeech
 from media_server.errors import BadRequest
+from media_server.settings import Settings
+
+
+def _default_deadlines(kind: str) -> Deadlines:
+    return Deadlines(*Settings().deadlines(kind))
 
 
 def _translator_probe(translator: Translator) -> Callable[[], Awaitable[None]]:
@@ -45,7 +51,8 @@ class EngineCatalog:
     voices: list[TextToSpeech]
     board: HealthBoard = field(default_factory=HealthBoard)
     cache: TranslationCache = field(default_factory=in_memory_cache)
-    timeout_s: float = 5.0  # per provider, before the next one is tried
+    translate_deadlines: Deadlines = field(default_factory=lambda: _default_deadlines("translate"))
+    tts_deadlines: Deadlines = field(default_factory=lambda: _default_deadlines("tts"))
 
     def __post_init__(self) -> None:
         self._health: dict[int, ProviderHealth] = {}
@@ -64,7 +71,7 @@ class EngineCatalog:
             if not serving:
                 return None
             fallback = FallbackTranslator([(t, self._health[id(t)]) for t in serving],
-                                          self.timeout_s)
+                                          self.translate_deadlines)
             chain = self._translator_chains[(source, target)] = CachedTranslator(
                 fallback, self.cache)
         return chain
@@ -81,7 +88,7 @@ class EngineCatalog:
             if not serving:
                 return None
             chain = self._voice_chains[language] = FallbackTts(
-                [(v, self._health[id(v)]) for v in serving], self.timeout_s)
+                [(v, self._health[id(v)]) for v in serving], self.tts_deadlines)
         return chain
 
     def check_pair(self, source: str, target: str) -> None:

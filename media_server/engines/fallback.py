@@ -2,6 +2,12 @@
 timeout) is taken out, the next serves the same request, and the failed one is
 probed in the background and brought back once it answers again.
 
+Deadlines belong to the chain and to nobody else (`Deadlines`): each provider tried
+gets `attempt_s`, its own retries included; the call as a whole gets `budget_s`, and
+the last provider tried gets what is left of it. A caller never wraps a chain in a
+shorter deadline of its own: a hung provider would then time the caller out before
+the chain could ask the next one.
+
 `HealthBoard` keeps the state of every provider and tells subscribers (the
 sessions, which tell their clients) when one goes out or comes back.
 """
@@ -24,6 +30,26 @@ log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 10.0
 P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    attempt_s: float  # one provider, its own retries included; then the next one
+    budget_s: float  # the whole call, across providers
+
+    def __post_init__(self) -> None:
+        if not 0 < self.attempt_s < self.budget_s:
+            raise ValueError(f"need 0 < attempt_s < budget_s (got {self})")
+
+    def attempt_ends(self, call_ends: float, last: bool) -> float:
+        """When the attempt starting now must give up (`loop.time()` clock): the last
+        provider tried may use the rest of the call's budget."""
+        if last:
+            return call_ends
+        return min(call_ends, asyncio.get_running_loop().time() + self.attempt_s)
+
+    def call_ends(self) -> float:
+        return asyncio.get_running_loop().time() + self.budget_s
 
 
 @dataclass(frozen=True)
@@ -127,9 +153,9 @@ def fell_back(kind: str, failed: ProviderHealth, reason: str, next_name: str | N
 
 class FallbackTranslator:
     def __init__(self, entries: Sequence[tuple[Translator, ProviderHealth]],
-                 timeout_s: float) -> None:
+                 deadlines: Deadlines) -> None:
         self._entries = list(entries)
-        self._timeout = timeout_s
+        self._deadlines = deadlines
         self.name = self._entries[0][0].name
 
     def pairs(self) -> frozenset[tuple[str, str]]:
@@ -137,9 +163,11 @@ class FallbackTranslator:
 
     async def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
         ordered = in_order([e for e in self._entries if (source, target) in e[0].pairs()])
+        call_ends = self._deadlines.call_ends()
         for index, (translator, health) in enumerate(ordered):
+            last = index + 1 == len(ordered)
             try:
-                async with asyncio.timeout(self._timeout):
+                async with asyncio.timeout_at(self._deadlines.attempt_ends(call_ends, last)):
                     with ENGINE_TIME.labels("translate", translator.name).time():
                         return await translator.translate(texts, source, target)
             except Exception as exc:
@@ -152,12 +180,13 @@ class FallbackTranslator:
 
 class FallbackTts:
     """A clip that fails before its first audio is retried on the next voice; one that
-    fails midway is cut short (playing the start twice would be worse)."""
+    fails midway is cut short (playing the start twice would be worse). The deadlines
+    bound the wait for the first audio; each later chunk may take `attempt_s`."""
 
     def __init__(self, entries: Sequence[tuple[TextToSpeech, ProviderHealth]],
-                 timeout_s: float) -> None:
+                 deadlines: Deadlines) -> None:
         self._entries = list(entries)
-        self._timeout = timeout_s
+        self._deadlines = deadlines
         self.name = self._entries[0][0].name
 
     def voices(self) -> dict[str, str]:
@@ -168,13 +197,19 @@ class FallbackTts:
 
     async def synthesize(self, text: str, language: str) -> AsyncIterator[PcmChunk]:
         ordered = in_order([e for e in self._entries if language in e[0].voices()])
+        call_ends = self._deadlines.call_ends()
         for index, (voice, health) in enumerate(ordered):
+            last = index + 1 == len(ordered)
             started = False
             began = time.monotonic()
             chunks = aiter(voice.synthesize(text, language))
             try:
                 while True:
-                    async with asyncio.timeout(self._timeout):
+                    if started:  # the clip is playing: each chunk has a deadline of its own
+                        ends = asyncio.get_running_loop().time() + self._deadlines.attempt_s
+                    else:
+                        ends = self._deadlines.attempt_ends(call_ends, last)
+                    async with asyncio.timeout_at(ends):
                         chunk = await anext(chunks, None)
                     if chunk is None:  # timed for the provider that actually spoke
                         ENGINE_TIME.labels("tts", voice.name).observe(time.monotonic() - began)

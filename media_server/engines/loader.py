@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from media_server.cache.translations import in_memory_cache
 from media_server.engines.catalog import EngineCatalog
 from media_server.engines.decode_scheduler import DecodeScheduler
-from media_server.engines.fallback import HealthBoard
+from media_server.engines.fallback import Deadlines, HealthBoard
 from media_server.engines.google_clients import GoogleClients, create_clients, find_credentials
 from media_server.engines.local import load_local_translators, load_local_voices, load_whisper
 from media_server.engines.stt.base import SpeechToText
@@ -98,12 +98,14 @@ async def _load(settings: Settings, closers: list[Callable[[], Awaitable[None]]]
             closers.append(scheduler.close)
             speech.append(whisper)
 
+    translate_deadlines = Deadlines(*settings.deadlines("translate"))
+    tts_deadlines = Deadlines(*settings.deadlines("tts"))
     translators: list[Translator] = []
     for provider in settings.translate:
         if provider == "google":
             assert google is not None
             translator = GoogleTranslator(google.translation, google.project,
-                                          google.location, settings.google_timeout_s)
+                                          google.location, translate_deadlines.attempt_s)
             await translator.load_languages()
             translators.append(translator)
         else:
@@ -114,7 +116,7 @@ async def _load(settings: Settings, closers: list[Callable[[], Awaitable[None]]]
         if provider == "google":
             assert google is not None
             overrides = dict(pair.split("=", 1) for pair in settings.google_voices)
-            voice = GoogleTts(google.tts, overrides, PLAYOUT_RATE, settings.google_timeout_s)
+            voice = GoogleTts(google.tts, overrides, PLAYOUT_RATE, tts_deadlines.attempt_s)
             await voice.load_voices()
             voices.append(voice)
         else:
@@ -126,8 +128,7 @@ async def _load(settings: Settings, closers: list[Callable[[], Awaitable[None]]]
     catalog = EngineCatalog(
         frozenset().union(*(s.languages() for s in speech)), translators, voices, board,
         in_memory_cache(settings.translation_cache_ttl_s),
-        # Google retries transient errors within its own deadline; then the next serves.
-        timeout_s=settings.google_timeout_s + 1.0)
+        translate_deadlines=translate_deadlines, tts_deadlines=tts_deadlines)
     stt = speech[0] if len(speech) == 1 else FallbackSpeech(
         [(s, board.register("stt", s.name, _stt_probe(s))) for s in speech])
     return Engines(stt, catalog, scheduler, closers)

@@ -74,9 +74,11 @@ class StreamAdapter:
         return self.scheduler.recognizer.languages()
 
     def open_stream(
-        self, language: str, sample_rate: int = STT_SAMPLE_RATE, model: str = ""
+        self, language: str, sample_rate: int = STT_SAMPLE_RATE, model: str = "", *,
+        failover: bool = False,
     ) -> AdaptedStream:
-        """`model` is ignored: one recogniser serves every session."""
+        """`model` and `failover` are ignored: one local recogniser serves every session,
+        and it does not hang."""
         if sample_rate != STT_SAMPLE_RATE:
             raise ValueError(f"this recogniser takes {STT_SAMPLE_RATE} Hz audio")
         if language not in self.languages():

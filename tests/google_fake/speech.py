@@ -21,6 +21,7 @@ from google.cloud.speech_v2.types import cloud_speech as speech
 from media_server.audio import pcm_to_float
 from media_server.engines.stt.base import BatchRecognizer, DecodeRequest
 from media_server.engines.vad.silero_onnx import SileroOnnx, load_session
+from tests.google_fake.hang import Hang
 
 MAX_REQUEST_BYTES = 25600
 TOO_FAST_TOLERANCE_MS = 2500  # a stream may start with this much buffered audio
@@ -40,6 +41,7 @@ class SpeechFaults:
     abort_after_ms: int = 0  # ...once they have heard this much audio (0: at once)
     abort_code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE
     stall_after_ms: int = 0  # once: stop answering after this much audio (0: never)
+    hang: Hang = field(default_factory=Hang)  # on: streams answer nothing and never end
     max_stream_s: float = 305.0
 
 
@@ -158,6 +160,9 @@ class FakeSpeech:
                 if item is None:
                     break
                 audio += item
+                if faults.hang.on:
+                    record.outcome = "hung"
+                    continue
                 if stall_at_ms is not None and record.audio_ms >= stall_at_ms:
                     record.outcome = "stalled"
                     continue  # keeps reading, never answers again
@@ -192,7 +197,10 @@ class FakeSpeech:
                     last_interim = scanned
                     interim = asyncio.ensure_future(self._decode_until(
                         bytes(audio[utterance * 2:scanned * 2]), language, scanned))
-            if utterance is not None and stall_at_ms is None:  # half-closed mid-utterance
+            if record.outcome in ("stalled", "hung"):  # what it was stays on the record
+                await faults.hang.wait()  # not even the end of the audio gets an answer
+                return
+            if utterance is not None:  # half-closed mid-utterance
                 yield await self._final(record, audio, utterance, len(audio) // 2, language)
             record.outcome = "completed"
         finally:

@@ -13,6 +13,8 @@ from collections import Counter
 import grpc
 from google.cloud.translate_v3.types import translation_service as ts
 
+from tests.google_fake.hang import Hang
+
 LANGUAGES = ("en", "es", "pt", "vi", "fr", "de")
 _PARENT = re.compile(r"^projects/[^/]+/locations/[^/]+$")
 
@@ -22,6 +24,7 @@ class FakeTranslation:
         self.down = False  # every call fails with UNAVAILABLE
         self.fail_next = 0  # the next N calls fail with UNAVAILABLE
         self.delay_s = 0.0
+        self.hang = Hang()  # on: calls get no answer (until the caller gives up)
         self.calls: Counter[str] = Counter()  # per target language
         self.requests: list[ts.TranslateTextRequest] = []
 
@@ -42,6 +45,7 @@ class FakeTranslation:
             self.fail_next = max(0, self.fail_next - 1)
             await context.abort(grpc.StatusCode.UNAVAILABLE, "injected failure")
         await asyncio.sleep(self.delay_s)
+        await self.hang.wait()
 
     async def translate_text(self, request: ts.TranslateTextRequest,
                              context: grpc.aio.ServicerContext[object, object]

@@ -17,6 +17,8 @@ import grpc
 import numpy as np
 from google.cloud.texttospeech_v1.types import cloud_tts as tts
 
+from tests.google_fake.hang import Hang
+
 VOICES = (("en-US", "en-US-Chirp3-HD-Charon"), ("en-US", "en-US-Neural2-D"),
           ("en-US", "en-US-Standard-A"), ("pt-BR", "pt-BR-Wavenet-A"),
           ("pt-BR", "pt-BR-Standard-A"), ("pt-PT", "pt-PT-Chirp3-HD-Kore"),
@@ -35,6 +37,7 @@ def tone(words: int, rate: int) -> bytes:
 class FakeTts:
     def __init__(self) -> None:
         self.down = False
+        self.hang = Hang()  # on: calls get no answer (until the caller gives up)
         self.calls: Counter[str] = Counter()  # per method
         self.voices_used: list[str] = []
 
@@ -65,6 +68,7 @@ class FakeTts:
         self.voices_used.append(voice)
         if self.down:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "injected failure")
+        await self.hang.wait()
         if voice not in {name for _, name in VOICES}:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown voice {voice}")
 

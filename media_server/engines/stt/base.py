@@ -76,9 +76,12 @@ class SpeechToText(Protocol):
     def languages(self) -> frozenset[str]: ...
 
     def open_stream(
-        self, language: str, sample_rate: int = 16000, model: str = ""
+        self, language: str, sample_rate: int = 16000, model: str = "", *,
+        failover: bool = False,
     ) -> SpeechStream:
-        """`model`: a provider's model name; empty for its default."""
+        """`model`: a provider's model name; empty for its default. `failover`: another
+        provider stands by, so a stream that hangs should fail at once (the chain moves
+        on) rather than spend the time restarting on this provider."""
 
 
 @dataclass(frozen=True, slots=True)

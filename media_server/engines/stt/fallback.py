@@ -24,7 +24,10 @@ from media_server.engines.stt.base import (
 
 log = logging.getLogger(__name__)
 
-QUIET_KEEP_MS = 2000  # outside speech, what a substitute must hear (speech not yet reported)
+# Outside an utterance, what a substitute must hear again: speech the failed provider
+# may have left unreported. A hung provider is found out after at most twice its stall
+# timeout (Google: 2 x 5 s by default; 1 x when a substitute stands by).
+QUIET_KEEP_MS = 12000
 MAX_REPLAY_MS = 30000
 REPLAY_SLICE_MS = 1000  # replayed audio goes in slices, letting the event loop breathe
 
@@ -38,7 +41,7 @@ class FallbackSpeech:
         return frozenset().union(*(p.languages() for p, _ in self._entries))
 
     def open_stream(self, language: str, sample_rate: int = STT_SAMPLE_RATE,
-                    model: str = "") -> FallbackSpeechStream:
+                    model: str = "", *, failover: bool = False) -> FallbackSpeechStream:
         entries = [e for e in self._entries if language in e[0].languages()]
         if not entries:
             raise ValueError(f"no speech provider supports {language!r}")
@@ -68,7 +71,7 @@ class FallbackSpeechStream:
 
     def _open(self, provider: SpeechToText) -> SpeechStream:
         language, rate, model = self._open_args
-        return provider.open_stream(language, rate, model)
+        return provider.open_stream(language, rate, model, failover=len(self._entries) > 1)
 
     # -- the SpeechStream protocol ----------------------------------------------
 

@@ -12,12 +12,16 @@ Audio goes out in 100 ms LINEAR16 chunks (3,200 bytes; Google caps a request at
 A stream lives at most ~5 minutes. It is restarted at a quiet point (no utterance
 open) after `restart_s`, or anyhow at `max_stream_s`; the next stream first hears
 again what no final covers yet, and its offsets are moved by where it starts, so
-no final is lost or repeated. `UNAVAILABLE`, `ABORTED`, `INTERNAL`, a deadline or a
-stall (no result for `stall_timeout_s` during speech) restart it with backoff;
-loud audio that goes unanswered twice as long (a stall before any speech was
-reported, or just noise) restarts it without counting as a failure;
-past `retries` in a row, or on any other error, the stream fails with
-`SpeechStreamFailed` and the fallback adapter takes over.
+no final is lost or repeated. `UNAVAILABLE`, `ABORTED`, `INTERNAL` or a deadline
+restart it with backoff; past `retries` in a row, or on any other error, the stream
+fails with `SpeechStreamFailed` and the fallback adapter takes over.
+
+A hang is told apart from an error by time: no result for `stall_timeout_s` during
+speech is a stall. Loud audio unanswered twice as long (a stall before any speech
+was reported, or just noise) restarts the stream without counting as a failure;
+unanswered again on the new stream, it is a stall. When another provider stands by
+(`failover`), the chain owns the deadline: a stall, or loud audio unanswered for
+`stall_timeout_s`, fails the stream at once instead of spending more time here.
 """
 
 from __future__ import annotations
@@ -115,7 +119,7 @@ class GoogleSpeech:
         return frozenset(LOCALES)
 
     def open_stream(self, language: str, sample_rate: int = STT_SAMPLE_RATE,
-                    model: str = "") -> GoogleSpeechStream:
+                    model: str = "", *, failover: bool = False) -> GoogleSpeechStream:
         if sample_rate != STT_SAMPLE_RATE:
             raise ValueError(f"this recogniser takes {STT_SAMPLE_RATE} Hz audio")
         streaming = speech.StreamingRecognitionConfig(
@@ -131,15 +135,17 @@ class GoogleSpeech:
                 endpointing_sensitivity=_SENSITIVITY[self._config.endpointing]))
         first = speech.StreamingRecognizeRequest(recognizer=self._recognizer,
                                                  streaming_config=streaming)
-        return GoogleSpeechStream(self._client, first, self._config)
+        return GoogleSpeechStream(self._client, first, self._config, failover=failover)
 
 
 class GoogleSpeechStream:
     def __init__(self, client: SpeechAsyncClient, first: speech.StreamingRecognizeRequest,
-                 config: GoogleSpeechConfig) -> None:
+                 config: GoogleSpeechConfig, *, failover: bool = False) -> None:
         self._client = client
         self._first = first
         self._config = config
+        self._failover = failover
+        self._restarted_unanswered = False  # restarted for loud audio, nothing heard since
         self._audio = AudioBacklog()
         self._audio_ready = asyncio.Event()
         self._events = SpeechEvents()
@@ -186,8 +192,12 @@ class GoogleSpeechStream:
                         break
                     failures = 0
                 except _Quiet as exc:  # maybe a stall, maybe noise: not a failure
+                    self._restarted_unanswered = True
                     log.info("Google speech stream restarted", extra={"reason": str(exc)})
                 except (*RETRYABLE, _Stalled) as exc:
+                    if isinstance(exc, _Stalled) and self._failover:
+                        # A hang: the provider standing by answers sooner than a retry.
+                        raise SpeechStreamFailed(f"Google speech: {exc}") from exc
                     failures += 1
                     if failures > self._config.retries:
                         raise SpeechStreamFailed(f"Google speech: {exc!r}") from exc
@@ -281,15 +291,23 @@ class GoogleSpeechStream:
 
     def _check_stall(self, answered: float) -> None:
         now = time.monotonic()
-        if self._utterance_start is not None and now - answered > self._config.stall_timeout_s:
-            raise _Stalled(f"no result for {self._config.stall_timeout_s} s during speech")
-        if self._unanswered is not None and \
-                now - self._unanswered[1] > 2 * self._config.stall_timeout_s:
-            raise _Quiet(f"loud audio unanswered for {2 * self._config.stall_timeout_s} s")
+        stall_s = self._config.stall_timeout_s
+        if self._utterance_start is not None and now - answered > stall_s:
+            raise _Stalled(f"no result for {stall_s} s during speech")
+        if self._unanswered is None:
+            return
+        unanswered_s = now - self._unanswered[1]
+        if self._failover and unanswered_s > stall_s:
+            raise _Stalled(f"loud audio unanswered for {stall_s} s")
+        if unanswered_s > 2 * stall_s:
+            if self._restarted_unanswered:
+                raise _Stalled(f"loud audio unanswered for {2 * stall_s} s, again")
+            raise _Quiet(f"loud audio unanswered for {2 * stall_s} s")
 
     # -- responses -> events ----------------------------------------------------
 
     def _on_response(self, response: speech.StreamingRecognizeResponse, origin: int) -> None:
+        self._restarted_unanswered = False
         reaches = origin + max([_samples(response.speech_event_offset)] + [
             _samples(r.result_end_offset) for r in response.results])
         if self._unanswered is not None and reaches >= self._unanswered[0]:
