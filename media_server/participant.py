@@ -77,10 +77,12 @@ class Participant:
         self.playout.stop()
         self.channel.close()
 
-    def _on_clip_start(self, clip: Clip, track_ms: int) -> None:
-        SPEECH_DELAY.observe(max(0.0, time.monotonic() - clip.ends_at))
+    def _on_clip_start(self, clip: Clip, starts_at: float) -> None:
+        SPEECH_DELAY.observe(max(0.0, starts_at - clip.ends_at))
         self.echo_guard.clip_started(clip.duration_ms / 1000, clip.source_text)
-        self.send(SpeechMessage(clip.utterance_id, clip.lang, self._clock_ms(),
+        # On the room's clock, when its first frame is due (made now, maybe a little late).
+        start_ms = self._clock_ms() - round((time.monotonic() - starts_at) * 1000)
+        self.send(SpeechMessage(clip.utterance_id, clip.lang, start_ms,
                                 clip.duration_ms, clip.speaker_id))
         self.send(StateMessage("speaking"))
 

@@ -2,6 +2,11 @@
 
 Frames are 20 ms of 48 kHz mono, timed from the track's first frame by their
 sample count (`t0 + pts / rate`), so the track never drifts however long it runs.
+When the event loop stalls, the frames due meanwhile are not sent in a burst to catch
+up: a receiver would play the backlog faster and eat the silence between clips.
+The sample clock slips by the stall instead (counted), and the audio goes on paced.
+A clip's start is reported with the time its first frame is due on that clock, so
+what a listener is told matches what they hear, whenever the frame was made.
 Between clips there is silence (`gap_ms`); clips never overlap. Clips from several
 speakers wait in the order their speech ended (not the order synthesis finished),
 and a clip that would start more than `max_delay_s` after its speech ended is
@@ -22,10 +27,13 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from media_server.metrics import PLAYOUT_SLIPPED, PLAYOUT_SLIPS
+
 RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms
 FRAME_BYTES = FRAME_SAMPLES * 2
 _SILENCE = bytes(FRAME_BYTES)
+MAX_LATE_S = 0.06  # later than this behind the sample clock, the clock slips
 
 
 @dataclass
@@ -47,7 +55,7 @@ class PlayoutTrack(MediaStreamTrack):
 
     def __init__(
         self,
-        on_start: Callable[[Clip, int], None],
+        on_start: Callable[[Clip, float], None],
         on_idle: Callable[[], None],
         on_drop: Callable[[Clip], None],
         on_frame: Callable[[bytes], None],
@@ -55,7 +63,7 @@ class PlayoutTrack(MediaStreamTrack):
         max_delay_s: float = 10.0,
     ) -> None:
         super().__init__()
-        self._on_start = on_start  # (clip, ms since the track started)
+        self._on_start = on_start  # (clip, the monotonic time its first frame is due)
         self._on_idle = on_idle
         self._on_drop = on_drop
         self._on_frame = on_frame  # each frame's PCM as it goes out (for the echo guard)
@@ -79,11 +87,16 @@ class PlayoutTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
+        now = time.monotonic()
         if self._t0 is None:
-            self._t0 = time.monotonic()
-        wait = self._t0 + self._pts / RATE - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
+            self._t0 = now
+        late = now - self._due()
+        if late < 0:
+            await asyncio.sleep(-late)
+        elif late > MAX_LATE_S:
+            self._t0 += late
+            PLAYOUT_SLIPS.inc()
+            PLAYOUT_SLIPPED.inc(late)
         pcm = self._next_pcm()
         self._on_frame(pcm)
         frame = av.AudioFrame.from_ndarray(
@@ -93,6 +106,11 @@ class PlayoutTrack(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, RATE)
         self._pts += FRAME_SAMPLES
         return frame
+
+    def _due(self) -> float:
+        """When the next frame is due on the track's sample clock (monotonic)."""
+        assert self._t0 is not None
+        return self._t0 + self._pts / RATE
 
     def _next_pcm(self) -> bytes:
         if self._current is None and self._silent_frames >= self._gap_frames:
@@ -111,12 +129,12 @@ class PlayoutTrack(MediaStreamTrack):
         return chunk.ljust(FRAME_BYTES, b"\0")
 
     def _start_next(self) -> None:
-        now = time.monotonic()
+        starts_at = self._due()
         while self._queue:
             clip = self._queue.pop(0)
-            if now - clip.ends_at > self._max_delay:
+            if starts_at - clip.ends_at > self._max_delay:
                 self._on_drop(clip)
                 continue
             self._current, self._offset, self._idle = clip, 0, False
-            self._on_start(clip, self._pts * 1000 // RATE)
+            self._on_start(clip, self._due())
             return
