@@ -25,9 +25,15 @@ import numpy as np
 
 FRAME_MS = 20
 MAX_DELAY_S = 1.5  # loudspeaker + mic + network round trip + jitter buffers
-CORRELATION = 0.75  # measured: echo 0.90-0.96, a person speaking over the playout 0.1-0.6
-# Lower, when the text is also the sentence a clip playing then was translated from.
-CORRELATION_WITH_TEXT = 0.6
+CORRELATION = 0.8  # measured: echo 0.90-0.96, a person speaking over the playout 0.1-0.6
+# Lower, when the text is also the sentence a clip playing then was translated from:
+# Whisper heard our clip, so the echo is at least as loud as anything else in the mic.
+# Over 200 synthetic envelopes (tests/test_echo_guard.py), echo mixed half and half
+# with other speech correlates at 0.48-0.79 (5th-95th percentile), a person alone at
+# 0.18-0.50: 0.5 catches ~93 % of such muddled echo and drops ~6 % of the rare
+# person who repeats, word for word, the sentence whose translation is playing.
+CORRELATION_WITH_TEXT = 0.5
+MIN_TEXT_WORDS = 3  # shorter ("yes", "okay") is too easily said again
 # How alike, word for word in order, the heard text and that sentence must be. Order
 # matters: speakers reuse words ("what your country can do for you / what you can
 # do for your country") but do not repeat the sentence just said.
@@ -92,7 +98,7 @@ class EchoGuard:
     def _repeats_a_clip(self, text: str, start: float, end: float) -> bool:
         """Whisper often turns our translated clip back into the sentence it came from."""
         heard = _words(text)
-        if not heard:
+        if len(heard) < MIN_TEXT_WORDS:
             return False
         for clip_start, clip_end, source in self._clips:
             overlaps = clip_start < end and start < clip_end + MAX_DELAY_S

@@ -35,6 +35,8 @@ JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for yo
 JFK_SECONDS = 11.0
 # The four utterances of jfk.flac (seconds), as its pauses separate them.
 JFK_UTTERANCES = [(0.25, 2.35), (3.2, 4.55), (5.3, 7.8), (8.1, 10.75)]
+# Within them, the speech itself, where Silero (threshold 0.3) hears it.
+JFK_SPEECH = [(0.32, 2.24), (3.3, 4.35), (5.44, 7.62), (8.22, 10.53)]
 # The second speaker of room tests: Piper's English voice says it (`morning48`).
 MORNING_TEXT = "Good morning everyone. The meeting starts now."
 

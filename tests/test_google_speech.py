@@ -21,7 +21,7 @@ from media_server.engines.stt.base import (
     SpeechToText,
 )
 from media_server.engines.stt.google import BURST_MS, GoogleSpeech, GoogleSpeechConfig
-from tests.conftest import JFK, JFK_SECONDS, JFK_TEXT, normalise, wer
+from tests.conftest import JFK, JFK_SECONDS, JFK_SPEECH, JFK_TEXT, normalise, wer
 from tests.google_fake import FakeGoogle
 from tests.google_fake.speech import StreamRecord
 from tests.rtc_client import load_pcm48
@@ -31,11 +31,19 @@ from tests.rtc_client import load_pcm48
 # where a stretch was cut: "ask not" as "is not", "your country" as "you are
 # complete", "Americans" as "American"; these anchors it keeps.)
 PHRASES = ("fellow americans?", "can do for you", "do for your country")
+LEAD_S = 0.5  # `jfk16` starts with this much silence
+# Faults go in here: 6.5 s into JFK, inside "ask not what your country can do for
+# you", an utterance with an anchor ("can do for you") after the fault.
+FAULT_AT_MS = round((LEAD_S + 6.5) * 1000)
+# Of each utterance's speech, the share finals with words must cover. Offsets come
+# from voice activity, which a stream restarted mid-word judges a little differently;
+# an utterance lost, or half of one, is far below this.
+MIN_SPEECH_COVERED = 0.6
 
 
 @pytest.fixture(scope="module")
 def jfk16() -> bytes:
-    lead = np.zeros(8000, dtype=np.int16)  # half a second of silence first, as a mic gives
+    lead = np.zeros(round(LEAD_S * 16000), dtype=np.int16)  # silence first, as a mic gives
     return np.concatenate([lead, load_pcm48(JFK, rate=16000)]).tobytes()
 
 
@@ -64,13 +72,28 @@ async def stream_speech(clients: GoogleClients, pcm: bytes, config: GoogleSpeech
     return events, getattr(stream, "restarts", 0)
 
 
-def check_captions(events: list[SpeechEvent], extra_ms: int = 0, cut: bool = False) -> str:
+def check_spans(finals: list[SpeechEvent], pause_ms: tuple[int, int] = (0, 0)) -> None:
+    """Nothing lost, judged per utterance: each of JFK's utterances is covered by finals
+    with words (finals never overlap, so none is heard twice). `pause_ms`: (where, how
+    long) a pause was put into the audio."""
+    at, length = pause_ms
+    for start_s, end_s in JFK_SPEECH:
+        start, end = (round((LEAD_S + t) * 1000) for t in (start_s, end_s))
+        if start >= at > 0:
+            start, end = start + length, end + length
+        covered = sum(max(0, min(end, f.end_ms) - max(start, f.start_ms))
+                      for f in finals if f.text.strip())
+        assert covered >= MIN_SPEECH_COVERED * (end - start), \
+            f"JFK {start_s}-{end_s} s not heard: {[(f.start_ms, f.end_ms, f.text) for f in finals]}"
+
+
+def check_captions(events: list[SpeechEvent], extra_ms: int = 0, cut: bool = False,
+                   pause_ms: tuple[int, int] = (0, 0)) -> str:
     """Every utterance opens, may be revised, closes once; offsets move forward and
-    finals never overlap; the text is JFK's (WER) with each phrase once. `cut`: streams
-    are cut anywhere, and Whisper mishears some words of a stretch cut mid-word, so a
-    phrase may be missing and the WER bound is looser (0.25 still catches losing any
-    utterance of JFK's longer three, 6 words or more of 22), but nothing may be there
-    twice."""
+    finals never overlap; each of JFK's utterances is covered (`check_spans`); the text
+    is JFK's (WER) with each phrase once. `cut`: streams are cut anywhere, and Whisper
+    mishears some words of a stretch cut mid-word, so a phrase may be missing and the
+    WER bound is looser, but every utterance must still be heard, and nothing twice."""
     assert events[-1].kind is SpeechEventKind.END
     finals = [e for e in events if e.kind is SpeechEventKind.FINAL]
     opened = 0
@@ -85,6 +108,7 @@ def check_captions(events: list[SpeechEvent], extra_ms: int = 0, cut: bool = Fal
     assert ends == sorted(ends) and all(f.start_ms <= f.end_ms for f in finals)
     assert all(later.start_ms >= earlier.end_ms for earlier, later in itertools.pairwise(finals))
     assert finals[0].start_ms > 0 and ends[-1] <= (JFK_SECONDS + 0.5) * 1000 + 300 + extra_ms
+    check_spans(finals, pause_ms)
     text = " ".join(f.text for f in finals)
     assert wer(JFK_TEXT, text) <= (0.25 if cut else 0.15), text
     for phrase in PHRASES:
@@ -127,12 +151,13 @@ async def test_restarts_at_a_quiet_point_or_before_the_limit(
     """A 2 s pause after "fellow Americans" is the quiet point for the first restart;
     JFK's later pauses are too short, so the next ones come at our hard bound, mid-speech,
     before Google's limit."""
-    pause_at = (8000 + 46400) * 2  # bytes: the lead silence, then 2.9 s into JFK
+    pause_ms = round((LEAD_S + 2.9) * 1000)
+    pause_at = pause_ms * 32  # bytes
     paused = jfk16[:pause_at] + bytes(64000) + jfk16[pause_at:]
     fake_google.speech.faults.max_stream_s = 5.0
     events, restarts = await stream_speech(
         google_clients, paused, GoogleSpeechConfig(restart_s=2.0, max_stream_s=4.5))
-    check_captions(events, extra_ms=2000)
+    check_captions(events, extra_ms=2000, pause_ms=(pause_ms, 2000))
     streams = fake_google.speech.streams
     assert restarts >= 2 and all(s.outcome == "completed" for s in streams), streams
     first_final = next(e for e in events if e.kind is SpeechEventKind.FINAL)
@@ -155,7 +180,7 @@ async def test_the_stream_limit_hit_mid_speech_loses_nothing(
 async def test_unavailable_mid_utterance_restarts_and_loses_nothing(
         google_clients: GoogleClients, fake_google: FakeGoogle, jfk16: bytes) -> None:
     faults = fake_google.speech.faults
-    faults.abort_streams, faults.abort_after_ms = 1, 4000  # inside "ask not what..."
+    faults.abort_streams, faults.abort_after_ms = 1, FAULT_AT_MS
     events, restarts = await stream_speech(google_clients, jfk16, GoogleSpeechConfig())
     check_captions(events)
     outcomes = [s.outcome for s in fake_google.speech.streams]
@@ -164,7 +189,7 @@ async def test_unavailable_mid_utterance_restarts_and_loses_nothing(
 
 async def test_a_stalled_stream_is_restarted(
         google_clients: GoogleClients, fake_google: FakeGoogle, jfk16: bytes) -> None:
-    fake_google.speech.faults.stall_after_ms = 4000
+    fake_google.speech.faults.stall_after_ms = FAULT_AT_MS
     events, restarts = await stream_speech(
         google_clients, jfk16, GoogleSpeechConfig(stall_timeout_s=2.5))
     check_captions(events)

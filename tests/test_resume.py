@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import numpy as np
 import redis.asyncio as aioredis
+import soundfile
 
 from media_server.engines.loader import Engines
 from media_server.errors import NotFound
@@ -21,6 +25,7 @@ from tests.scripted_speech import scripted_engines
 from tests.test_durability import bursts
 
 REDIS_URL = os.environ.get("LIVE_INTERPRETER_TEST_REDIS", "redis://127.0.0.1:6379/0")
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _number(utterance_id: str) -> int:
@@ -97,5 +102,52 @@ async def test_a_dropped_session_resumes_as_the_same_participant(
             assert (await refused.json())["error"]["code"] == "unknown_session"
     finally:
         await second.close(delete=False)
+        await runner.cleanup()
+        await scripted.close()
+
+
+async def test_a_session_lost_silently_resumes(
+        settings: Settings, engines: Engines, jfk48: np.ndarray,
+        http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    """The speaker's process is killed mid-speech: no SCTP abort, no DTLS close_notify,
+    no bye. The server notices the silence, keeps the session, and a new connection
+    resumes it as the same participant; a listener in the room reads every final once,
+    numbered on."""
+    scripted = scripted_engines(engines, ["Lost and found"], min_silence_ms=250)
+    server, runner = await start_server(settings.replace(redis_url=REDIS_URL), scripted)
+    listener, comeback = CaptionClient(server.url, http), CaptionClient(server.url, http)
+    speech = tmp_path / "bursts.wav"
+    soundfile.write(speech, bursts(jfk48, 40), 48000, subtype="PCM_16")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.rtc_client", server.url, str(speech),
+        cwd=REPO, stdout=asyncio.subprocess.PIPE)
+    try:
+        await listener.start(None, room="test", name="Lia", target_lang="en", speak=False)
+        assert proc.stdout is not None
+        session_id = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip()
+        participant = (await (await http.get(
+            f"{server.url}/api/sessions/{session_id}")).json())["participant_id"]
+        await _speak(listener, 3)
+        os.kill(proc.pid, signal.SIGKILL)  # gone without a word
+        await proc.wait()
+        await _gone(server, session_id)
+        before = listener.finals()
+
+        resumed = await http.post(f"{server.url}/api/sessions", json={"resume": session_id})
+        body = await resumed.json()
+        assert resumed.status == 201, body
+        assert body["participant_id"] == participant
+        await comeback.connect(session_id, bursts(jfk48, 8))
+        after = (await _speak(listener, len(before) + 3))[len(before):]
+        assert all(m["speaker_id"] == participant for m in before + after)
+        ids = [str(m["utterance_id"]) for m in before + after]
+        assert len(ids) == len(set(ids))  # nothing captioned twice
+        assert list(map(_number, ids)) == sorted(map(_number, ids))  # numbered on
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await comeback.close(delete=False)
+        await listener.close()
         await runner.cleanup()
         await scripted.close()
