@@ -35,6 +35,7 @@ from media_server.ice_addresses import announce
 from media_server.interpretation import Interpreter
 from media_server.log import session_id_var
 from media_server.metrics import AUDIO_RECEIVED
+from media_server.offer import check_offer
 from media_server.participant import Participant
 from media_server.pipeline import SpeakerPipeline
 from media_server.protocol import (
@@ -137,8 +138,7 @@ class Peer:
             raise Conflict("offer_exists", "this session already has a peer connection")
         if not sdp.lstrip().startswith("v="):
             raise BadRequest("bad_sdp", "the offer is not an SDP session description")
-        if self.info.speak and "m=audio" not in sdp:
-            raise BadRequest("no_audio", "a speaking session's offer must have an audio track")
+        check_offer(sdp, speak=self.info.speak)
         self._offered = True
         self._wire(self.pc)
         try:
@@ -150,10 +150,9 @@ class Peer:
             # aiortc raises many kinds of errors on bad SDP. Start over with a fresh
             # connection so that a corrected offer can follow on the same session.
             log.info("offer rejected", extra={"error": repr(exc)})
-            self.pc.remove_all_listeners()  # its "closed" state must not end the session
-            await self.pc.close()
-            self.pc = RTCPeerConnection(self._rtc_config)
+            broken, self.pc = self.pc, RTCPeerConnection(self._rtc_config)
             self._offered = False
+            await _discard(broken)
             raise BadRequest("bad_sdp", f"the offer SDP could not be used: {exc}") from exc
         local = self.pc.localDescription
         return RTCSessionDescription(announce(local.sdp, self._limits.announced_address),
@@ -309,3 +308,22 @@ class Peer:
             await self._on_closed(self)
         finally:
             self.closed.set()
+
+
+async def _discard(pc: RTCPeerConnection) -> None:
+    """Close a connection an offer broke. Its "closed" state must not end the session;
+    and aiortc's close stops at a section it never finished setting up, so what it
+    did not reach is stopped here, one transport at a time."""
+    pc.remove_all_listeners()
+    try:
+        await pc.close()
+    except Exception as exc:
+        log.info("closing a broken connection", extra={"error": repr(exc)})
+        dtls = {t.receiver.transport for t in pc.getTransceivers()}
+        if pc.sctp is not None:
+            dtls.add(pc.sctp.transport)
+        for transport in dtls - {None}:
+            with contextlib.suppress(Exception):
+                await transport.stop()
+            with contextlib.suppress(Exception):
+                await transport.transport.stop()

@@ -162,13 +162,22 @@ def _field(data: dict[str, Any], name: str, kind: type) -> Any:
     return value
 
 
+def parse_json(raw: str | bytes) -> Any:
+    """JSON from a client. Nesting too deep for the parser (`[[[[...`) is refused as
+    bad JSON like any other (ValueError), not a RecursionError for whoever called."""
+    try:
+        return json.loads(raw)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+
+
 def parse_client_message(raw: str | bytes, max_bytes: int) -> ClientMessage:
     size = len(raw.encode() if isinstance(raw, str) else raw)
     if size > max_bytes:
         raise ProtocolError("message_too_large", f"message of {size} bytes exceeds {max_bytes}")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+        data = parse_json(raw)
+    except ValueError as exc:
         raise ProtocolError("bad_message", "message is not valid JSON") from exc
     if not isinstance(data, dict):
         raise ProtocolError("bad_message", "message must be a JSON object")

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from media_server.errors import BadRequest, Unavailable
 from media_server.peer import Peer
+from media_server.protocol import parse_json
 from media_server.registry import SessionRegistry
 from signaling.access import check
 from signaling.state import RUNTIME, SETTINGS
@@ -20,7 +21,7 @@ routes = web.RouteTableDef()
 async def json_object(request: web.Request) -> dict[str, Any]:
     body = await request.read()  # raises 413 past client_max_size
     try:
-        data = await request.json() if body else None
+        data = parse_json(body) if body else None
     except ValueError as exc:
         raise BadRequest("bad_json", "request body is not valid JSON") from exc
     if not isinstance(data, dict):

@@ -56,7 +56,7 @@ def mint(secret: bytes, room: str, role: str, ttl_s: int, subject: str = "") -> 
 def verify(secret: bytes, token: str) -> RoomToken:
     """The token's claims, if its signature is ours and it has not expired."""
     parts = token.split(".")
-    if len(parts) != 3:
+    if len(parts) != 3 or not token.isascii():  # (compare_digest takes ASCII text only)
         raise Unauthorized("token_invalid", "the token is not a JWT")
     signing_input = parts[0] + "." + parts[1]
     if not hmac.compare_digest(_sign(secret, signing_input), parts[2]):
@@ -65,7 +65,8 @@ def verify(secret: bytes, token: str) -> RoomToken:
         header, claims = (json.loads(_unb64(part)) for part in parts[:2])
         token_claims = RoomToken(str(claims["room"]), str(claims["role"]), int(claims["exp"]),
                                  str(claims.get("sub", "")))
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError,
+            RecursionError) as exc:  # signed by us, yet unreadable: refused alike
         raise Unauthorized("token_invalid", "the token's claims cannot be read") from exc
     if header.get("alg") != "HS256" or token_claims.role not in ROLES:
         raise Unauthorized("token_invalid", "the token's algorithm or role is not ours")
