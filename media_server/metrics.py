@@ -3,9 +3,15 @@ conventions: a `live_interpreter_` prefix, units in names, small label sets."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# Memory, open files, CPU of this process: what a leak shows in first.
+ProcessCollector(namespace="live_interpreter", registry=REGISTRY)
+EVENT_LOOP_TASKS = Gauge(
+    "live_interpreter_event_loop_tasks",
+    "Asyncio tasks alive in this process (counted when scraped): a leak shows here.",
+    registry=REGISTRY)
 
 ENGINE_FALLBACKS = Counter(
     "live_interpreter_engine_fallbacks_total",
@@ -31,6 +37,15 @@ SYNTHESES = Counter(
 STALE_CLIPS = Counter(
     "live_interpreter_stale_clips_dropped_total",
     "Spoken-translation clips dropped because they would have played too late.",
+    registry=REGISTRY)
+PLAYOUT_SLIPS = Counter(
+    "live_interpreter_playout_slips_total",
+    "Times a return track fell behind its sample clock (a stalled event loop) and "
+    "slipped the clock instead of sending the backlog in a burst.",
+    registry=REGISTRY)
+PLAYOUT_SLIPPED = Counter(
+    "live_interpreter_playout_slipped_seconds_total",
+    "Time return tracks' sample clocks slipped by, summed.",
     registry=REGISTRY)
 
 # Where the time of a caption goes, stage by stage.

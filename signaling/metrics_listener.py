@@ -4,16 +4,18 @@ which engines fail, nothing for the public)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from media_server.metrics import REGISTRY
+from media_server.metrics import EVENT_LOOP_TASKS, REGISTRY
 from media_server.settings import Settings
 
 
 async def metrics(request: web.Request) -> web.Response:
+    EVENT_LOOP_TASKS.set(len(asyncio.all_tasks()))
     return web.Response(body=generate_latest(REGISTRY),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -36,13 +36,17 @@ class PostgresStore:
 
     @classmethod
     async def open(cls, url: str, timeout_s: float = 5.0) -> PostgresStore:
-        try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=4, timeout=timeout_s,
-                                             command_timeout=timeout_s)
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+        # No floor of idle connections: asyncpg would keep restoring it through an
+        # outage, logging a traceback each try; the writer retries on its own. So the
+        # first connection is made by the migration.
+        pool = await asyncpg.create_pool(url, min_size=0, max_size=4, timeout=timeout_s,
+                                         command_timeout=timeout_s)
         store = cls(pool)
-        await store._migrate()
+        try:
+            await store._migrate()
+        except _UNAVAILABLE as exc:
+            await pool.close()
+            raise StoreUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
         return store
 
     async def _migrate(self) -> None:
