@@ -26,6 +26,7 @@ class FakeTranslation:
         self.delay_s = 0.0
         self.hang = Hang()  # on: calls get no answer (until the caller gives up)
         self.calls: Counter[str] = Counter()  # per target language
+        self.in_flight = self.most_in_flight = 0  # calls being answered at once
         self.requests: list[ts.TranslateTextRequest] = []
 
     def handler(self) -> grpc.GenericRpcHandler:
@@ -51,7 +52,12 @@ class FakeTranslation:
                              context: grpc.aio.ServicerContext[object, object]
                              ) -> ts.TranslateTextResponse:
         self.requests.append(request)
-        await self._check_up(context)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await self._check_up(context)
+        finally:
+            self.in_flight -= 1
         if not _PARENT.match(request.parent) or request.target_language_code not in LANGUAGES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad parent or target")
         self.calls[request.target_language_code] += 1
