@@ -17,7 +17,7 @@ import aiohttp
 import numpy as np
 
 from tests.conftest import JFK, JFK_UTTERANCES
-from tests.rtc_client import RATE, load_pcm48
+from tests.rtc_client import RATE, CaptionClient, load_pcm48
 
 REPO = Path(__file__).resolve().parent.parent
 SPANISH_PHRASES = [
@@ -112,3 +112,15 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for {pid}")
+
+
+async def join_listeners(url: str, http: aiohttp.ClientSession, room: str,
+                         langs: list[str]) -> list[CaptionClient]:
+    """A listener per language in `room`, reading (and hearing) that language."""
+    listeners = []
+    for lang in langs:
+        listener = CaptionClient(url, http)
+        await listener.start(None, room=room, name=f"listener-{lang}", target_lang=lang,
+                             speak=False)
+        listeners.append(listener)
+    return listeners

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     ESPEAK_PHRASES,
     cpu_seconds,
+    join_listeners,
     percentile,
     phrases,
     server_process,
@@ -105,12 +106,7 @@ def program(clips: list[np.ndarray], seconds: float) -> np.ndarray:
 
 async def room(url: str, http: aiohttp.ClientSession, name: str, audio: np.ndarray,
                langs: list[str], result: RoomResult) -> None:
-    listeners = []
-    for lang in langs:
-        listener = CaptionClient(url, http)
-        await listener.start(None, room=name, name=f"listener-{lang}", target_lang=lang,
-                             speak=False)
-        listeners.append(listener)
+    listeners = await join_listeners(url, http, name, langs)
     speaker = CaptionClient(url, http)
     await speaker.start(audio, lead_silence_s=random.uniform(0, 2), room=name, name="speaker")
     await asyncio.sleep(len(audio) / RATE + 4)

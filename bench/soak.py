@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import percentile, rss_mb, server_process, wait_ready
+from bench.common import join_listeners, percentile, rss_mb, server_process, wait_ready
 from media_server.ice_addresses import restrict_host_addresses
 from tests.conftest import JFK
 from tests.google_fake import FakeGoogle
@@ -72,12 +72,7 @@ def metric(text: str, name: str) -> float:
 
 async def one_room(url: str, http: aiohttp.ClientSession, name: str, audio: np.ndarray,
                    vanish: bool, ledger: Ledger) -> None:
-    listeners = []
-    for lang in LISTENERS:
-        listener = CaptionClient(url, http)
-        await listener.start(None, room=name, name=f"listener-{lang}", target_lang=lang,
-                             speak=False)
-        listeners.append(listener)
+    listeners = await join_listeners(url, http, name, list(LISTENERS))
     speaker = CaptionClient(url, http)
     await speaker.start(audio, room=name, name="speaker", target_lang="en")
     ledger.sessions[name] = speaker.session_id

@@ -226,3 +226,21 @@ async def test_a_stream_stalled_before_any_speech_was_reported_is_restarted(
     check_captions(events)
     outcomes = [s.outcome for s in fake_google.speech.streams]
     assert outcomes[0] == "stalled" and restarts >= 1, outcomes
+
+
+def test_the_loss_check_sees_a_short_utterance_lost() -> None:
+    """"ask not" is 2 words of JFK's 22: losing it costs a WER of 0.09, within every
+    bound above, so loss is judged per utterance as well."""
+    said = ["And so my fellow Americans,", "ask not", "what your country can do for you,",
+            "ask what you can do for your country."]
+    events: list[SpeechEvent] = []
+    for text, (start_s, end_s) in zip(said, JFK_SPEECH, strict=True):
+        start_ms, end_ms = round((LEAD_S + start_s) * 1000), round((LEAD_S + end_s) * 1000)
+        events += [SpeechEvent(SpeechEventKind.START, start_ms=start_ms),
+                   SpeechEvent(SpeechEventKind.FINAL, text, start_ms, end_ms)]
+    end = [SpeechEvent(SpeechEventKind.END)]
+    check_captions(events + end)
+    lost = events[:2] + events[4:]
+    assert wer(JFK_TEXT, " ".join(e.text for e in lost if e.text)) <= 0.15
+    with pytest.raises(AssertionError, match="not heard"):
+        check_captions(lost + end)
