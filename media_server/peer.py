@@ -283,6 +283,7 @@ class Peer:
                 return
             idle_s = now - self._last_activity
             if self._connected and self._watch_activity and idle_s > self._limits.idle_timeout_s:
+                log.info("peer silent", extra={"idle_s": round(idle_s, 3)})
                 await self.close("inactive")
                 return
 
