@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 import aiohttp
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from media_server.engines.loader import Engines
@@ -87,7 +88,7 @@ def fuzz(strategy: st.SearchStrategy[T], check: Callable[[T], Coroutine[Any, Any
     the event loop that is running now (the server's)."""
     loop = asyncio.get_running_loop()
 
-    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+    @hypothesis_settings(max_examples=examples, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     @given(strategy)
     def prop(value: T) -> None:
