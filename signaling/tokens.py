@@ -61,16 +61,18 @@ def verify(secret: bytes, token: str) -> RoomToken:
     signing_input = parts[0] + "." + parts[1]
     if not hmac.compare_digest(_sign(secret, signing_input), parts[2]):
         raise Unauthorized("token_invalid", "the token's signature does not match")
-    try:
+    try:  # signed by us, yet maybe unreadable (a secret shared with an app that errs)
         header, claims = (json.loads(_unb64(part)) for part in parts[:2])
         token_claims = RoomToken(str(claims["room"]), str(claims["role"]), int(claims["exp"]),
                                  str(claims.get("sub", "")))
+        algorithm = header.get("alg")
+        expired = token_claims.expires_at <= time.time()
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError,
-            RecursionError) as exc:  # signed by us, yet unreadable: refused alike
+            RecursionError) as exc:
         raise Unauthorized("token_invalid", "the token's claims cannot be read") from exc
-    if header.get("alg") != "HS256" or token_claims.role not in ROLES:
+    if algorithm != "HS256" or token_claims.role not in ROLES:
         raise Unauthorized("token_invalid", "the token's algorithm or role is not ours")
-    if token_claims.expires_at <= time.time():
+    if expired:
         raise Unauthorized("token_expired", "the token has expired")
     return token_claims
 

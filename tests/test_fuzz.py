@@ -62,16 +62,24 @@ class _Troubles(logging.Handler):
 
 
 @pytest.fixture(scope="module")
-def troubles() -> Iterator[_Troubles]:
+def _watching() -> Iterator[_Troubles]:
     handler = _Troubles()
     logging.getLogger().addHandler(handler)
     yield handler
     logging.getLogger().removeHandler(handler)
 
 
+@pytest.fixture
+def troubles(_watching: _Troubles) -> _Troubles:
+    """What the server logged in trouble during this test (a test that failed left its
+    own behind)."""
+    _watching.take()
+    return _watching
+
+
 @pytest.fixture(scope="module")
 async def fuzzed(settings: Settings, engines: Engines,
-                 troubles: _Troubles) -> AsyncIterator[Server]:
+                 _watching: _Troubles) -> AsyncIterator[Server]:
     """The server as deployed (tokens on), its rate limit out of the fuzzer's way."""
     server, runner = await start_server(
         settings.replace(auth_secret=SECRET, rate_limit_per_s=100000, rate_limit_burst=100000),

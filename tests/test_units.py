@@ -1,5 +1,6 @@
 """Small pure units: settings, protocol parsing, captions, LocalAgreement."""
 
+import base64
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from media_server.captions import CaptionBuilder
 from media_server.engines.local_agreement import LocalAgreement
 from media_server.engines.stt.base import SpeechEvent, SpeechEventKind
+from media_server.errors import Unauthorized
 from media_server.ice_addresses import announce
 from media_server.protocol import (
     Bye,
@@ -20,6 +22,7 @@ from media_server.protocol import (
     parse_client_message,
 )
 from media_server.settings import Settings, SettingsError
+from signaling import tokens
 
 
 def test_settings_from_environment_and_toml(tmp_path: Path) -> None:
@@ -80,11 +83,35 @@ def test_client_messages_parse() -> None:
     ('{"type":"set_tts","enabled":"yes"}', "bad_message"),
     ('{"type":"launch_missiles"}', "unknown_type"),
     ('{"type":"ping","pad":"' + "x" * 5000 + '"}', "message_too_large"),
+    ("[" * 2000 + "]" * 2000, "bad_message"),  # too deep for the parser
 ])
 def test_bad_client_messages_get_a_code(raw: str | bytes, code: str) -> None:
     with pytest.raises(ProtocolError) as caught:
         parse_client_message(raw, 4096)
     assert caught.value.code == code
+
+
+def _signed(secret: bytes, header: object, claims: object) -> str:
+    parts = [base64.urlsafe_b64encode(json.dumps(p).encode()).rstrip(b"=").decode()
+             for p in (header, claims)]
+    signing_input = ".".join(parts)
+    return signing_input + "." + tokens._sign(secret, signing_input)
+
+
+@pytest.mark.parametrize("header,claims", [
+    (None, {"room": "r", "role": "speaker", "exp": 2**40}),
+    ([1], {"room": "r", "role": "speaker", "exp": 2**40}),
+    ({"alg": "HS256"}, {"room": "r", "role": "speaker", "exp": float("inf")}),
+    ({"alg": "HS256"}, {"room": "r", "role": "speaker", "exp": [1]}),
+    ({"alg": "HS256"}, [1, 2]),
+])
+def test_signed_tokens_with_unreadable_claims_are_refused(header: object, claims: object
+                                                          ) -> None:
+    with pytest.raises(Unauthorized) as caught:
+        tokens.verify(b"secret", _signed(b"secret", header, claims))
+    assert caught.value.code == "token_invalid"
+    with pytest.raises(Unauthorized):  # a signature that is not ASCII
+        tokens.verify(b"secret", "a.b.\u00e9t\u00e9")
 
 
 def _event(kind: SpeechEventKind, text: str, start: int = 100, end: int = 900) -> SpeechEvent:
