@@ -136,5 +136,5 @@ class PlayoutTrack(MediaStreamTrack):
                 self._on_drop(clip)
                 continue
             self._current, self._offset, self._idle = clip, 0, False
-            self._on_start(clip, self._due())
+            self._on_start(clip, starts_at)
             return
