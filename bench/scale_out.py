@@ -32,11 +32,13 @@ from bench.common import ESPEAK_PHRASES, cpu_seconds, percentile, phrases
 from bench.rooms import program
 from media_server.engines.loader import load_engines
 from media_server.settings import Settings
+from signaling.clients import NODE_SECRET_HEADER
 from tests.rtc_client import CaptionClient
 from tests.scripted_speech import scripted_engines
 from tests.services import PrivateRedis, spare_port
 
 CLI = str(Path(sys.executable).parent / "live-interpreter")
+NODE_SECRET = "bench-node-secret-6d0a3f8c2e9b1754d7c3"
 CARRIED_P95_S = 1.5
 
 
@@ -87,18 +89,21 @@ async def stream(url: str, http: aiohttp.ClientSession, room: str, audio: np.nda
 async def placement(http: aiohttp.ClientSession, signaling: str, node: str,
                     count: int = 60) -> tuple[float, float]:
     """Median time to create (and delete) a listener session: via signaling, direct."""
-    async def create(url: str, n: int) -> float:
+    async def create(url: str, n: int, headers: dict[str, str]) -> float:
         started = time.perf_counter()
         async with http.post(url + "/api/sessions", json={"room": f"placed-{n}",
-                                                          "speak": False}) as resp:
+                                                          "speak": False},
+                             headers=headers) as resp:
             body = await resp.json()
         elapsed = time.perf_counter() - started
-        async with http.delete(f"{url}/api/sessions/{body['session_id']}"):
+        async with http.delete(f"{url}/api/sessions/{body['session_id']}", headers=headers):
             pass
         return elapsed
 
-    via = [await create(signaling, n) for n in range(count)]
-    direct = [await create(node, count + n) for n in range(count)]
+    via = [await create(signaling, n, {}) for n in range(count)]
+    # Straight to the node, as signaling calls it (with the node secret).
+    direct = [await create(node, count + n, {NODE_SECRET_HEADER: NODE_SECRET})
+              for n in range(count)]
     return percentile(via, 50), percentile(direct, 50)
 
 
@@ -108,8 +113,10 @@ async def run_cluster(nodes: int, counts: list[int], seconds: float) -> None:
         redis = PrivateRedis(Path(tmp) / "redis")
         await redis.start()
         env = {**os.environ, "LIVE_INTERPRETER_REDIS_URL": redis.url,
-               "LIVE_INTERPRETER_AUTH_SECRET": "bench-secret",
+               "LIVE_INTERPRETER_AUTH_SECRET": "bench-secret-2e7c4a9f1d0b6835a4f1",
+               "LIVE_INTERPRETER_NODE_SECRET": NODE_SECRET,
                "LIVE_INTERPRETER_ICE_HOST_ADDRESSES": "127.0.0.1",
+               "LIVE_INTERPRETER_ICE_ALLOWED_NETWORKS": "127.0.0.0/8",
                "LIVE_INTERPRETER_LOG_LEVEL": "WARNING",
                "LIVE_INTERPRETER_PEER_IDLE_TIMEOUT_S": "10",
                "LIVE_INTERPRETER_RATE_LIMIT_PER_S": "1000",

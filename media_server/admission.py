@@ -1,9 +1,10 @@
 """Admission control for speakers: refuse a new speaker rather than slow everyone down.
 
 Each speaker costs decode time; past what the machine sustains, latency for
-every speaker would grow without bound. A speaker takes a slot for the life of
-the session; none is given past `capacity`, nor while finals already wait on the
-local decoder (when Whisper is loaded) longer than `max_final_wait_s`.
+every speaker would grow without bound. A speaker takes a slot with its offer (a
+session that never offers holds none) for the rest of the session; none is given
+past `capacity`, nor while finals already wait on the local decoder (when Whisper is
+loaded) longer than `max_final_wait_s`. `check` says at creation whether one would be.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ class SpeakerSlots:
         return len(self._holders)
 
     def acquire(self, session_id: str) -> None:
+        if session_id not in self._holders:
+            self.check()
+            self._holders.add(session_id)
+
+    def check(self) -> None:
+        """Raise if a slot could not be had now."""
         if len(self._holders) >= self.capacity:
             raise Unavailable(
                 "stt_capacity",
@@ -35,7 +42,6 @@ class SpeakerSlots:
             raise Unavailable(
                 "stt_overloaded", "speech recognition is running behind; try again later"
             )
-        self._holders.add(session_id)
 
     def release(self, session_id: str) -> None:
         self._holders.discard(session_id)

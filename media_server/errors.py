@@ -44,6 +44,12 @@ class Unprocessable(InterpreterError):
     status = 422
 
 
+class TooManyRequests(InterpreterError):
+    """This caller holds or asks for more than its share; later, or fewer, will do."""
+
+    status = 429
+
+
 class Unavailable(InterpreterError):
     """The server cannot take this now (not ready, at capacity); retrying later may work."""
 

@@ -85,8 +85,22 @@ TURN_CREDENTIALS = Counter(
     "TURN credentials handed to clients.", registry=REGISTRY)
 REQUESTS_REFUSED = Counter(
     "live_interpreter_http_requests_refused_total",
-    "HTTP requests refused before reaching a handler: rate limit or origin.",
+    "HTTP requests refused before reaching a handler (rate limit, origin, host, a media "
+    "node's caller) or past a client's share (caption streams).",
     ["reason"], registry=REGISTRY)
+ICE_CANDIDATES_REFUSED = Counter(
+    "live_interpreter_ice_candidates_refused_total",
+    "Remote ICE candidates not used: a private, loopback, link-local or metadata address "
+    "(address), a name such as mDNS's .local (name), past the per-session cap (too_many).",
+    ["reason"], registry=REGISTRY)
+CHANNEL_MESSAGES_REFUSED = Counter(
+    "live_interpreter_channel_messages_refused_total",
+    "Data-channel messages dropped because a client sent them faster than allowed.",
+    registry=REGISTRY)
+AUDIO_DROPPED = Counter(
+    "live_interpreter_audio_dropped_seconds_total",
+    "Seconds of speaker audio dropped for arriving faster than real time.",
+    registry=REGISTRY)
 
 # Load and traffic.
 ACTIVE_ROOMS = Gauge("live_interpreter_active_rooms", "Rooms with someone in them.",

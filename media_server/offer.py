@@ -1,5 +1,5 @@
 """What an offer must be before aiortc sees it: one audio section at most (a speaker
-needs it) and one data channel at most, nothing else, each section with its mid,
+and a WHEP player need it) and one data channel at most, nothing else, each section with its mid,
 ICE credentials and DTLS fingerprint, and a BUNDLE group naming only sections that
 exist. aiortc takes some broken offers and then fails half-way through answering,
 in ways that leave its transports half set up; refusing them here keeps that from
@@ -16,7 +16,8 @@ from media_server.errors import BadRequest
 MEDIA_KINDS = ("audio", "application")
 
 
-def check_offer(sdp: str, *, speak: bool) -> None:
+def check_offer(sdp: str, *, needs_audio: bool) -> None:
+    """`needs_audio`: a speaker sends audio, a WHEP player receives it."""
     try:
         offer = SessionDescription.parse(sdp)
     except Exception as exc:  # aiortc's parser raises whatever its lines led it to
@@ -25,8 +26,8 @@ def check_offer(sdp: str, *, speak: bool) -> None:
     if set(kinds) - set(MEDIA_KINDS) or any(count > 1 for count in kinds.values()):
         raise BadRequest("unsupported_media", "an offer may carry one audio section and one "
                          f"data channel, nothing else (got {dict(kinds)})")
-    if speak and not kinds["audio"]:
-        raise BadRequest("no_audio", "a speaking session's offer must have an audio track")
+    if needs_audio and not kinds["audio"]:
+        raise BadRequest("no_audio", "the offer must have an audio media section")
     mids = []
     for media in offer.media:
         mid = media.rtp.muxId

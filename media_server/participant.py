@@ -31,6 +31,8 @@ class SessionInfo:
     stt_model: str = ""  # the speech provider's model; empty for its default
     kind: str = "webrtc"  # or "whip", "whep"
     said_before: int = 0  # utterances said before this session was resumed
+    owner: str = ""  # whose it is (a token's subject, or the token); empty under --dev
+    meeting: str = ""  # the room's meeting this session is part of
 
 
 class Participant:

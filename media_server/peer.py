@@ -34,7 +34,7 @@ from media_server.errors import BadRequest, Conflict, InterpreterError
 from media_server.ice_addresses import announce
 from media_server.interpretation import Interpreter
 from media_server.log import session_id_var
-from media_server.metrics import AUDIO_RECEIVED
+from media_server.metrics import AUDIO_DROPPED, AUDIO_RECEIVED, CHANNEL_MESSAGES_REFUSED
 from media_server.offer import check_offer
 from media_server.participant import Participant
 from media_server.pipeline import SpeakerPipeline
@@ -51,11 +51,20 @@ from media_server.protocol import (
     StateMessage,
     parse_client_message,
 )
+from media_server.remote_candidates import MAX_CANDIDATES, RemoteCandidates
 from media_server.room import Room
+from media_server.token_bucket import TokenBucket
 
 log = logging.getLogger(__name__)
 
 WATCHDOG_PERIOD_S = 0.5
+# A client's data-channel messages: this many a second, sustained, and at once; past
+# them, dropped, with an error at most every SLOW_DOWN_EVERY_S.
+MESSAGES_PER_S, MESSAGE_BURST, SLOW_DOWN_EVERY_S = 20.0, 40.0, 5.0
+# Audio beyond this multiple of real time is dropped (a sender faster than its clock
+# would otherwise grow every buffer behind it); the burst covers jitter and an
+# event-loop stall, after which what the socket held arrives at once.
+MAX_AUDIO_SPEED, AUDIO_BURST_S = 1.2, 3.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ class PeerConfig:
     max_message_bytes: int
     interim_translation_interval_ms: int = 300
     announced_address: str = ""  # what clients are told our host candidates' address is
+    offer_wait_s: float = 10.0  # a session with no offer by then is closed
+    allowed_networks: tuple[str, ...] = ()  # remote candidates' private networks allowed
 
 
 def _parse_candidate(entry: dict[str, Any]) -> RTCIceCandidate | None:
@@ -96,6 +107,8 @@ class Peer:
         limits: PeerConfig,
         on_closed: Callable[[Peer], Awaitable[None]],
         rtc_config: RTCConfiguration,
+        *,
+        admit: Callable[[Peer], None] = lambda peer: None,
     ) -> None:
         self.participant = participant
         self.info = participant.info
@@ -105,6 +118,10 @@ class Peer:
         self._limits = limits
         self._on_closed = on_closed
         self._rtc_config = rtc_config
+        self._admit = admit  # raises if the offer may not be taken now (speaker slots)
+        self._candidates = RemoteCandidates(limits.allowed_networks)
+        self._messages = TokenBucket(MESSAGES_PER_S, MESSAGE_BURST)
+        self._told_to_slow_down_at = -SLOW_DOWN_EVERY_S
         self.pc = RTCPeerConnection(rtc_config)
         self._offered = False
         self._connected = False
@@ -138,9 +155,11 @@ class Peer:
             raise Conflict("offer_exists", "this session already has a peer connection")
         if not sdp.lstrip().startswith("v="):
             raise BadRequest("bad_sdp", "the offer is not an SDP session description")
-        check_offer(sdp, speak=self.info.speak)
+        check_offer(sdp, needs_audio=self.info.speak or self.info.kind == "whep")
+        self._admit(self)
         self._offered = True
         self._wire(self.pc)
+        sdp = self._candidates.filter_sdp(sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             if "m=audio" in sdp:
@@ -165,6 +184,11 @@ class Peer:
             candidate = _parse_candidate(entry)
             if candidate is None:
                 continue  # end-of-candidates
+            if self._candidates.refusal(candidate.ip) == "too_many":
+                raise BadRequest("too_many_candidates", "a session may use at most "
+                                 f"{MAX_CANDIDATES} remote candidates")
+            if not self._candidates.take(candidate.ip):
+                continue  # not an address the node sends checks to
             try:
                 await self.pc.addIceCandidate(candidate)
             except Exception as exc:
@@ -217,12 +241,18 @@ class Peer:
         self._spawn(self._receive(track, self._pipeline), "receive")
 
     async def _receive(self, track: MediaStreamTrack, pipeline: SpeakerPipeline) -> None:
+        real_time = TokenBucket(MAX_AUDIO_SPEED, AUDIO_BURST_S)
         try:
             while True:
                 frame = await track.recv()
                 self._last_activity = time.monotonic()
-                if isinstance(frame, av.AudioFrame):
-                    AUDIO_RECEIVED.inc(frame.samples / frame.sample_rate)
+                if not isinstance(frame, av.AudioFrame):
+                    continue
+                seconds = frame.samples / frame.sample_rate
+                AUDIO_RECEIVED.inc(seconds)
+                if not real_time.take(seconds):
+                    AUDIO_DROPPED.inc(seconds)
+                    continue
                 pipeline.push_frame(frame)
         except MediaStreamError:
             pipeline.end()
@@ -239,6 +269,13 @@ class Peer:
     def _on_message(self, raw: str | bytes) -> None:
         self._last_activity = time.monotonic()
         participant = self.participant
+        if not self._messages.take():
+            CHANNEL_MESSAGES_REFUSED.inc()
+            if self._last_activity - self._told_to_slow_down_at >= SLOW_DOWN_EVERY_S:
+                self._told_to_slow_down_at = self._last_activity  # not once per message
+                participant.send(ErrorMessage("rate_limited", "too many messages; at most "
+                                              f"{MESSAGES_PER_S:g} a second"))
+            return
         try:
             message = parse_client_message(raw, self._limits.max_message_bytes)
         except ProtocolError as exc:
@@ -278,6 +315,9 @@ class Peer:
         while True:
             await asyncio.sleep(WATCHDOG_PERIOD_S)
             now = time.monotonic()
+            if not self._offered and now - self._created > self._limits.offer_wait_s:
+                await self.close("no offer in time")
+                return
             if not self._connected and now - self._created > self._limits.connect_timeout_s:
                 await self.close("not connected in time")
                 return

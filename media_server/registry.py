@@ -22,15 +22,14 @@ from media_server.metrics import ACTIVE_ROOMS, ACTIVE_SESSIONS, ACTIVE_SPEAKERS
 from media_server.participant import Participant, SessionInfo
 from media_server.peer import Peer, PeerConfig
 from media_server.protocol import EngineMessage, ErrorMessage
-from media_server.room import Publisher, Room, Rooms, publish_nothing
+from media_server.room import ROOM_NAME, Publisher, Room, Rooms, publish_nothing
 from media_server.settings import Settings
 from media_server.store.records import Archiver, SessionRecord, keep_nothing
 
 log = logging.getLogger(__name__)
 
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-_ROOM = re.compile(r"^[\w.-]{1,64}$")
-_MODEL = re.compile(r"^[\w.-]{1,64}$")
+Authorize = Callable[[str, bool, str], None]  # (room, speak, owner): raises if not allowed
 MAX_NAME_CHARS = 64
 
 
@@ -54,6 +53,8 @@ class SessionRegistry:
             max_message_bytes=settings.max_message_bytes,
             interim_translation_interval_ms=settings.interim_translation_interval_ms,
             announced_address=settings.ice_announced_address,
+            offer_wait_s=settings.offer_wait_s,
+            allowed_networks=settings.ice_allowed_networks,
         )
         # The server's own ICE: no STUN unless configured (a media server with a
         # public address needs none, and an unreachable one delays every answer by 5 s).
@@ -70,26 +71,31 @@ class SessionRegistry:
         return self._engines.catalog
 
     def create(
-        self, room: str, name: str, source_lang: str, target_lang: str, speak: bool,
+        self, room: str, *, name: str, source_lang: str, target_lang: str, speak: bool,
         monitor: bool | None = None, stt_model: str = "", kind: str = "webrtc",
-        resumed: SessionState | None = None,
+        owner: str = "", resumed: SessionState | None = None,
     ) -> Peer:
-        if not _ROOM.match(room):
-            raise BadRequest("bad_room", "room must be 1-64 letters, digits, '.', '_' or '-'")
-        if not name.strip() or len(name) > MAX_NAME_CHARS:
-            raise BadRequest("bad_name", f"name must be 1-{MAX_NAME_CHARS} characters")
+        if not ROOM_NAME.fullmatch(room):
+            raise BadRequest("bad_room", "room must be 1-64 ASCII letters, digits, '.', '_' "
+                             "or '-', and not '.' or '..'")
+        if not name.strip() or len(name) > MAX_NAME_CHARS or not name.isprintable():
+            raise BadRequest("bad_name", f"name must be 1-{MAX_NAME_CHARS} printable "
+                             "characters (no line breaks or control characters)")
         for lang in (source_lang, target_lang):
             if not _LANG.match(lang):
                 raise BadRequest("bad_language", f"{lang!r} is not a language code")
-        if stt_model and not _MODEL.match(stt_model):
-            raise BadRequest("bad_model", f"{stt_model!r} is not a model name")
+        if stt_model and stt_model not in self._settings.google_stt_models:
+            raise BadRequest("bad_model", f"{stt_model!r} is not one of this server's speech "
+                             f"models: {', '.join(self._settings.google_stt_models)}")
         self.catalog.check_languages(source_lang, target_lang, speak)
         if len(self._peers) >= self._settings.max_sessions:
             raise Unavailable("too_many_sessions", "the server has no room for another session")
         joining = self.rooms.admit(room)
-        session_id = resumed.session_id if resumed else self._new_session_id()
         if speak:
-            self.speakers.acquire(session_id)
+            self.speakers.check()  # the slot itself is taken with the offer
+        if resumed is not None and resumed.meeting:
+            joining.continue_meeting(resumed.meeting)
+        session_id = resumed.session_id if resumed else self._new_session_id()
         info = SessionInfo(
             id=session_id, room=room, name=name.strip(), source_lang=source_lang,
             target_lang=target_lang, speak=speak,
@@ -97,6 +103,7 @@ class SessionRegistry:
             # Alone, one hears one's own words interpreted; with others, by choice.
             monitor=not len(joining) if monitor is None else monitor,
             stt_model=stt_model, kind=kind, said_before=resumed.utterances if resumed else 0,
+            owner=owner, meeting=joining.meeting,
         )
         participant = Participant(info, joining.clock_ms, self._settings.tts_clip_gap_ms,
                                   self._settings.tts_max_delay_s)
@@ -105,7 +112,7 @@ class SessionRegistry:
             if resumed.room_clock_origin is not None:
                 joining.continue_clock(resumed.room_clock_origin)
         peer = Peer(participant, joining, self._engines.stt, self.catalog, self._limits,
-                    self._forget, self._rtc_config)
+                    self._forget, self._rtc_config, admit=self._take_slot)
         for change in self._engines.board.degraded():  # said again once the channel opens
             participant.send(_engine_message(change))
         self._peers[session_id] = peer
@@ -118,25 +125,34 @@ class SessionRegistry:
         return peer
 
     async def resume(self, session_id: str,
-                     authorize: Callable[[str, bool], None] = lambda room, speak: None) -> Peer:
+                     authorize: Authorize = lambda room, speak, owner: None) -> Peer:
         """The session again, for a client that lost its connection: same participant,
         numbering on from where it was. A connection still open here is replaced.
-        `authorize(room, speak)` raises if the caller may not (before anything changes)."""
+        `authorize(room, speak, owner)` raises if the caller may not (before anything
+        changes)."""
         live = self._peers.get(session_id)
         if live is not None:
-            authorize(live.info.room, live.info.speak)
+            authorize(live.info.room, live.info.speak, live.info.owner)
             await live.close("resumed")  # its state is kept as it closes
         state = await self._states.take(session_id)
         if state is None:
             raise NotFound("unknown_session", "no session to resume: it never existed, was "
                            "ended by its client, or its grace period has passed")
         try:
-            authorize(state.room, state.speak)
-            return self.create(state.room, state.name, state.source_lang, state.target_lang,
-                               state.speak, state.monitor, state.stt_model, resumed=state)
+            authorize(state.room, state.speak, state.owner)
+            return self.create(state.room, name=state.name, source_lang=state.source_lang,
+                               target_lang=state.target_lang, speak=state.speak,
+                               monitor=state.monitor, stt_model=state.stt_model,
+                               owner=state.owner, resumed=state)
         except Exception:
             await self._states.keep(state)  # refused (room full, no token...): not lost
             raise
+
+    def _take_slot(self, peer: Peer) -> None:
+        """As a speaker's offer arrives: its recognition slot, or 503."""
+        if peer.info.speak:
+            self.speakers.acquire(peer.info.id)
+            self._count()
 
     def get(self, session_id: str) -> Peer:
         peer = self._peers.get(session_id)
@@ -198,7 +214,7 @@ class SessionRegistry:
             name=info.name, source_lang=info.source_lang, target_lang=participant.target_lang,
             speak=info.speak, monitor=participant.monitor, tts=participant.tts_enabled,
             stt_model=info.stt_model, utterances=peer.utterances_said,
-            room_clock_origin=clock_origin))
+            room_clock_origin=clock_origin, owner=info.owner, meeting=info.meeting))
 
 
 def _participant_id(room: Room) -> str:
@@ -213,7 +229,8 @@ def _session_record(peer: Peer, ended_at: float | None = None) -> SessionRecord:
     return SessionRecord(
         session_id=info.id, room=info.room, participant_id=info.participant_id,
         name=info.name, source_lang=info.source_lang, target_lang=peer.participant.target_lang,
-        speak=info.speak, kind=info.kind, started_at=peer.started_at, ended_at=ended_at)
+        speak=info.speak, kind=info.kind, started_at=peer.started_at, ended_at=ended_at,
+        meeting=info.meeting)
 
 
 def _engine_message(change: HealthChange) -> EngineMessage:

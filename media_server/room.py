@@ -10,6 +10,8 @@ Joining, leaving and language changes are announced to everyone in the room.
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 import time
 from collections.abc import Callable
 
@@ -21,6 +23,9 @@ from media_server.speech_output import SpeechOutput
 from media_server.store.records import Archiver, keep_nothing
 
 log = logging.getLogger(__name__)
+
+# Plain ASCII (no look-alike of another room's name), not "." or ".." (no path).
+ROOM_NAME = re.compile(r"(?!\.\.?$)[A-Za-z0-9._-]{1,64}", re.ASCII)
 
 # Hands a room's caption (with its translations) to consumers elsewhere; never waits.
 Publisher = Callable[[str, CaptionMessage, dict[str, str]], None]
@@ -39,6 +44,10 @@ class Room:
         self._participants: dict[str, Participant] = {}
         self.speech = SpeechOutput(catalog, self.participants)
         self._t0: float | None = None
+        # Each time a room opens it is a new meeting: its transcript is its own, and a
+        # token may be limited to reading it.
+        self.meeting = secrets.token_urlsafe(9)
+        self._continued = False
 
     def __len__(self) -> int:
         return len(self._participants)
@@ -65,6 +74,11 @@ class Room:
         keeps one timeline for its captions and transcript."""
         if self._t0 is None:
             self._t0 = time.monotonic() - (time.time() - origin)
+
+    def continue_meeting(self, meeting: str) -> None:
+        """A room opened again by a resumed session is the meeting it left."""
+        if not self._participants and not self._continued:
+            self.meeting, self._continued = meeting, True
 
     def wall_time(self, room_ms: int) -> float:
         """The monotonic time of a point on the room's clock."""

@@ -7,7 +7,9 @@ The TOML file uses the lower-case field names, e.g. `port = 9000`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -26,6 +28,12 @@ def _default_data_dir() -> str:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return str(Path(base) / "live-interpreter")
 
+
+# Secrets a setting may hold: checked at start, never a placeholder or short.
+SECRETS = ("auth_secret", "turn_secret", "node_secret", "metrics_token")
+MIN_SECRET_BYTES = 32
+PLACEHOLDERS = ("change-me", "changeme", "change_me", "replace-with", "replace_with",
+                "replace-me", "your-secret", "example", "placeholder", "password")
 
 # Settings that were replaced, with what to set instead.
 RENAMED = {
@@ -61,7 +69,10 @@ class Settings:
     google_location: str = "global"  # Speech and Translation location
     google_credentials: str = ""  # a service-account key file; empty: Application Default
     google_endpoint: str = ""  # host:port of a plaintext gRPC endpoint (emulators, tests)
-    google_stt_model: str = "long"  # the default; a session may ask for another
+    google_stt_model: str = "long"  # the default...
+    # ...and what a session may ask for instead (`stt_model`): anything else is a 400.
+    google_stt_models: tuple[str, ...] = ("long", "short", "telephony", "latest_long",
+                                          "latest_short")
     google_stt_endpointing: str = "short"  # "standard", "short" or "supershort"
     google_stt_restart_s: float = 240.0  # restart streams at a quiet point after this
     google_stt_max_stream_s: float = 290.0  # ...and anyhow by this (Google stops at ~305 s)
@@ -116,19 +127,29 @@ class Settings:
     max_room_participants: int = 16
     max_body_bytes: int = 64 * 1024
     max_message_bytes: int = 4096
+    max_caption_streams: int = 8  # caption streams a token may hold open at once...
+    max_caption_streams_per_address: int = 64  # ...and a client address
 
     # Peer lifecycle.
     peer_idle_timeout_s: float = 4.0
-    offer_timeout_s: float = 30.0
+    offer_wait_s: float = 10.0  # a session with no offer by then is closed...
+    offer_timeout_s: float = 30.0  # ...and one not connected by then
     ice_host_addresses: tuple[str, ...] = ()
+    # Remote ICE candidates in these networks are used too; by default only public
+    # addresses are (the node never sends checks into private or metadata ranges).
+    ice_allowed_networks: tuple[str, ...] = ()
     ice_announced_address: str = ""  # the public address of host candidates (NAT, containers)
     stun_urls: tuple[str, ...] = ()
 
     # Access control (always on, except under `serve --dev`).
     auth_secret: str = ""  # signs room tokens; empty: one kept in DATA_DIR/auth-secret
     allowed_origins: tuple[str, ...] = ()  # pages of other origins that may call the API
-    rate_limit_per_s: float = 10.0  # API requests a client address may make, sustained...
-    rate_limit_burst: int = 100  # ...and at once
+    rate_limit_per_s: float = 10.0  # API requests a client (token or address) may
+    rate_limit_burst: int = 100  # make, sustained and at once
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
+    node_secret: str = ""  # scale-out: what signaling shows a media node on every call
+    node_url_pattern: str = r"https?://[A-Za-z0-9.-]+(:[0-9]+)?"  # where it may send them
+    metrics_token: str = ""  # set: /metrics needs it as a Bearer token
 
     # TURN (coturn with use-auth-secret; see turn/README.md).
     turn_host: str = ""  # the TURN server's public name or address; empty: no TURN
@@ -187,6 +208,20 @@ class Settings:
                 raise SettingsError(f"google_voices: {pair!r} is not 'lang=voice-name'")
         if "." in self.node_id or "/" in self.node_id:
             raise SettingsError("node_id may not contain '.' or '/'")
+        for name in SECRETS:
+            value = getattr(self, name)
+            if value and (weakness := secret_weakness(value.encode())):
+                raise SettingsError(f"{name} {weakness}")
+        for name in ("trusted_proxies", "ice_allowed_networks"):
+            for network in getattr(self, name):
+                try:
+                    ipaddress.ip_network(network, strict=False)
+                except ValueError as exc:
+                    raise SettingsError(f"{name}: {network!r} is not a network") from exc
+        try:
+            re.compile(self.node_url_pattern)
+        except re.error as exc:
+            raise SettingsError(f"node_url_pattern is not a regular expression: {exc}") from exc
         if self.turn_host and not self.turn_secret:
             raise SettingsError("turn_host needs turn_secret (coturn's static-auth-secret)")
         if self.max_room_participants > 200:
@@ -196,7 +231,9 @@ class Settings:
         for name in ("port", "stt_threads", "stt_beam_size", "stt_batch_size", "max_speakers",
                      "max_room_participants", "max_body_bytes", "max_message_bytes",
                      "stt_interim_interval_ms", "stt_max_utterance_ms", "vad_min_silence_ms",
-                     "rate_limit_per_s", "rate_limit_burst"):
+                     "rate_limit_per_s", "rate_limit_burst", "max_caption_streams",
+                     "max_caption_streams_per_address",
+                     "offer_wait_s"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
 
@@ -209,6 +246,17 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def secret_weakness(secret: bytes) -> str | None:
+    """Why a secret must not be used (one anybody could guess), or None."""
+    if len(secret) < MIN_SECRET_BYTES:
+        return (f"is shorter than {MIN_SECRET_BYTES} bytes: make one with "
+                "`openssl rand -hex 32`")
+    lowered = secret.decode(errors="replace").lower()
+    if any(placeholder in lowered for placeholder in PLACEHOLDERS) or len(set(secret)) < 8:
+        return "is a placeholder or a guessable value: make one with `openssl rand -hex 32`"
+    return None
 
 
 def _coerce(name: str, type_name: Any, value: Any) -> Any:

@@ -7,10 +7,15 @@ import logging
 
 from aiohttp import web
 
-from media_server.errors import Forbidden, Unauthorized
+from media_server.errors import Forbidden, InterpreterError, Unauthorized
 from signaling.tokens import RoomToken, verify
 
 log = logging.getLogger(__name__)
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" and given.strip() else None
 
 
 class Access:
@@ -21,22 +26,43 @@ class Access:
     def enabled(self) -> bool:
         return self._secret is not None
 
-    def check(self, request: web.Request, room: str, speaking: bool = False) -> None:
+    def check(self, request: web.Request, room: str, speaking: bool = False
+              ) -> RoomToken | None:
+        """The caller's token, if it lets them into `room` (None under `--dev`)."""
         if self._secret is None:
-            return
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
+            return None
+        given = _bearer(request)
+        if given is None:
             raise Unauthorized("token_missing",
                                "this needs a room token: 'Authorization: Bearer <token>'")
-        token: RoomToken = verify(self._secret, given.strip())
+        token = verify(self._secret, given)
         if token.room != room:
             raise Forbidden("token_wrong_room", "the token is for another room")
         if speaking and token.role != "speaker":
             raise Forbidden("role_forbidden", "a listener's token cannot speak")
+        return token
+
+    def token_of(self, request: web.Request) -> RoomToken | None:
+        """The caller's token if it is a valid one, whatever room it is for; no error."""
+        given = _bearer(request)
+        if self._secret is None or given is None:
+            return None
+        try:
+            return verify(self._secret, given)
+        except InterpreterError:
+            return None
 
 
 ACCESS = web.AppKey("access", Access)
 
 
-def check(request: web.Request, room: str, speaking: bool = False) -> None:
-    request.app[ACCESS].check(request, room, speaking)
+def check_owner(token: RoomToken | None, owner: str) -> None:
+    """A session is its creator's: the same subject, or for a token without one, the
+    same token. (Under `--dev`, with no tokens, anyone's.)"""
+    if token is not None and token.owner != owner:
+        raise Forbidden("session_forbidden", "this session belongs to someone else: use "
+                        "a token of the subject that created it")
+
+
+def check(request: web.Request, room: str, speaking: bool = False) -> RoomToken | None:
+    return request.app[ACCESS].check(request, room, speaking)

@@ -18,13 +18,16 @@ from media_server.engines.loader import Engines
 from media_server.errors import NotFound
 from media_server.ice_addresses import restrict_host_addresses
 from media_server.registry import SessionRegistry
-from media_server.settings import Settings
+from media_server.remote_candidates import LOCAL_NETWORKS
+from media_server.settings import Settings, SettingsError
 from media_server.store.archive import Archive
 from signaling import media_node, sessions, transcripts, whip
 from signaling.access import ACCESS, Access
+from signaling.clients import CLIENT, behind_proxies, forwarded_by_signaling, node_guard
 from signaling.cors import cors_middleware
 from signaling.errors import error_middleware
 from signaling.metrics_listener import serve_metrics
+from signaling.page_safety import loopback_host_only, protect
 from signaling.rate_limit import RateLimiter
 from signaling.state import RUNTIME, SETTINGS, Runtime
 from signaling.tokens import auth_secret
@@ -80,13 +83,23 @@ def create_app(
     turns room tokens off (`serve --dev`, loopback only); `node` makes it a media node
     behind `live-interpreter signaling` (which limits request rates)."""
     restrict_host_addresses(settings.ice_host_addresses)
-    middlewares = [error_middleware, cors_middleware(settings.allowed_origins)]
-    if not node:
-        limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
-        middlewares.append(limiter.middleware())
+    if dev:  # a developer's own machine: its browsers offer loopback and LAN candidates
+        settings = settings.replace(
+            ice_allowed_networks=settings.ice_allowed_networks + LOCAL_NETWORKS)
+    if node and not settings.node_secret:
+        raise SettingsError("a media node needs node_secret (signaling shows it)")
+    limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    middlewares = [error_middleware, cors_middleware(settings.allowed_origins),
+                   limiter.middleware()]
+    if node:  # only signaling may call; it says whose call it forwards
+        middlewares.insert(1, node_guard(settings.node_secret))
+    if dev:
+        middlewares.insert(1, loopback_host_only)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
+    protect(app)
     app[SETTINGS] = settings
     app[ACCESS] = Access(None if dev else auth_secret(settings))
+    app[CLIENT] = forwarded_by_signaling if node else behind_proxies(settings.trusted_proxies)
     runtime = app[RUNTIME] = Runtime()
     if node:
         media_node.attach(app, settings, runtime)

@@ -19,8 +19,10 @@ from media_server.settings import Settings, SettingsError
 from media_server.store import export
 from media_server.store.archive import open_store
 from media_server.store.base import StoreUnavailable
+from media_server.store.meetings import of_meeting
 from media_server.store.records import SessionRecord, UtteranceRecord
 from signaling import tokens
+from signaling.access_log import AccessLog
 from signaling.app import create_app
 from signaling.signaling_app import create_signaling_app
 from signaling.turn_check import check_turn
@@ -43,14 +45,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings, dev=args.dev)
     log.info("serving", extra={"url": f"http://{settings.host}:{settings.port}/"})
     web.run_app(app, host=settings.host, port=settings.port, print=None,
-                handle_signals=True, shutdown_timeout=5)
+                handle_signals=True, shutdown_timeout=5, access_log_class=AccessLog)
     return 0
 
 
 def _scale_out_ready(settings: Settings) -> bool:
-    """Separate processes share Redis, and one token secret (a secret file per process
-    would make tokens work on some nodes only)."""
-    for name in ("redis_url", "auth_secret"):
+    """Separate processes share Redis, one token secret (a secret file per process
+    would make tokens work on some nodes only) and the node secret (media nodes answer
+    only calls that carry it, which only signaling has)."""
+    for name in ("redis_url", "auth_secret", "node_secret"):
         if not getattr(settings, name):
             sys.stderr.write(f"live-interpreter: set LIVE_INTERPRETER_{name.upper()}, the "
                              "same for signaling and every media node\n")
@@ -70,7 +73,7 @@ def _media(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings, node=True)
     log.info("media node", extra={"node": settings.node_id, "url": settings.node_url})
     web.run_app(app, host=settings.host, port=settings.port, print=None,
-                handle_signals=True, shutdown_timeout=5)
+                handle_signals=True, shutdown_timeout=5, access_log_class=AccessLog)
     return 0
 
 
@@ -81,13 +84,16 @@ def _signaling(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     log.info("signaling", extra={"url": f"http://{settings.host}:{settings.port}/"})
     web.run_app(create_signaling_app(settings), host=settings.host, port=settings.port,
-                print=None, handle_signals=True, shutdown_timeout=5)
+                print=None, handle_signals=True, shutdown_timeout=5, access_log_class=AccessLog)
     return 0
 
 
-def _token(settings: Settings, room: str, role: str, ttl_s: int, name: str) -> int:
+def _token(settings: Settings, args: argparse.Namespace) -> int:
     """Print a room token signed with the server's secret."""
-    sys.stdout.write(tokens.mint(tokens.auth_secret(settings), room, role, ttl_s, name) + "\n")
+    token = tokens.mint(tokens.auth_secret(settings), args.room, role=args.role,
+                        ttl_s=args.ttl, subject=args.name,
+                        transcript=args.transcript or bool(args.meeting), meeting=args.meeting)
+    sys.stdout.write(token + "\n")
     return 0
 
 
@@ -140,8 +146,10 @@ def _languages(settings: Settings, as_json: bool) -> int:
     return 0
 
 
-def _export(settings: Settings, room: str, kind: str, lang: str | None) -> int:
-    """Print a room's transcript from the store (the server need not run)."""
+def _export(settings: Settings, room: str, kind: str, lang: str | None,
+            meeting: str | None) -> int:
+    """Print a room's transcript from the store (the server need not run): every
+    meeting's, or one meeting's."""
 
     async def read() -> tuple[list[UtteranceRecord], list[SessionRecord]]:
         store = await open_store(settings)
@@ -155,6 +163,8 @@ def _export(settings: Settings, room: str, kind: str, lang: str | None) -> int:
     except StoreUnavailable as exc:
         sys.stderr.write(f"live-interpreter: {exc}\n")
         return 1
+    if meeting is not None:
+        records, sessions = of_meeting(meeting, records, sessions)
     if not records:
         sys.stderr.write(f"live-interpreter: no transcript for room {room!r}\n")
         return 1
@@ -184,7 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     minting.add_argument("room")
     minting.add_argument("--role", choices=tokens.ROLES, default="speaker")
     minting.add_argument("--ttl", type=int, default=3600, help="seconds it is valid")
-    minting.add_argument("--name", default="", help="who it is for (kept in the token)")
+    minting.add_argument("--name", default="", help="who it is for (kept in the token; "
+                         "the sessions it creates are theirs)")
+    minting.add_argument("--transcript", action="store_true",
+                         help="it may also read the room's transcripts")
+    minting.add_argument("--meeting", default="",
+                         help="...of this meeting only (implies --transcript)")
     turn = commands.add_parser("turn-check", help="allocate on the configured TURN server "
                                "with fresh credentials; optionally try relaying to --peer")
     turn.add_argument("--peer", help="IP:PORT to try relaying to (a denied one must fail)")
@@ -193,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     exporting.add_argument("room")
     exporting.add_argument("--format", choices=sorted(export.FORMATS), default="vtt")
     exporting.add_argument("--lang", help="a translated language (default: the original)")
+    exporting.add_argument("--meeting", help="one meeting only (GET /api/rooms/ROOM/meetings)")
     args = parser.parse_args(argv)
     try:
         settings = Settings.load()
@@ -200,18 +216,22 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"live-interpreter: {exc}\n")  # logging is not set up yet
         return 2
     logsetup.configure(settings.log_level, settings.log_format)
+    try:
+        return _run(args, settings)
+    except SettingsError as exc:  # found as the command starts (a weak secret file...)
+        sys.stderr.write(f"live-interpreter: {exc}\n")
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "export":
-        return _export(settings, args.room, args.format, args.lang)
+        return _export(settings, args.room, args.format, args.lang, args.meeting)
     if args.command == "token":
-        return _token(settings, args.room, args.role, args.ttl, args.name)
+        return _token(settings, args)
     if args.command == "turn-check":
         return _turn_check(settings, args.peer, args.transport)
-    if settings.uses_google():
-        try:  # before anything starts: a server that cannot reach its engines is no use
-            find_credentials(settings)
-        except SettingsError as exc:
-            sys.stderr.write(f"live-interpreter: {exc}\n")
-            return 2
+    if settings.uses_google():  # before anything starts: no engines, no use
+        find_credentials(settings)
     if args.command == "serve":
         return _serve(args, settings)
     if args.command == "media":

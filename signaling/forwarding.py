@@ -1,18 +1,27 @@
 """Signaling in front of media nodes (`live-interpreter signaling`): every session,
 room and WHIP/WHEP request goes to the media node that holds the room (placed by
 `placement.py`); a session's node is named in its id (`<node>.<random>`). Requests
-and answers pass through unchanged, errors included; the node checks the token."""
+and answers pass through unchanged, errors included; the node checks the token.
+Only paths of our API pass, checked part by part before a URL is built (no dot
+segments, no other path of a node), to node URLs of the allowed pattern
+(`NODE_URL_PATTERN`), with the node secret and the client's address."""
 
 from __future__ import annotations
 
+import re
+
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from media_server.errors import NotFound, Unavailable
 from media_server.heartbeat import NodeInfo
 from media_server.metrics import PLACEMENT_TIME
+from media_server.room import ROOM_NAME
+from signaling.clients import FORWARDED_FOR, NODE_SECRET_HEADER, client_of
 from signaling.placement import Placement
 from signaling.sessions import json_object
+from signaling.state import SETTINGS
 
 routes = web.RouteTableDef()
 PLACEMENT = web.AppKey("placement", Placement)
@@ -24,19 +33,46 @@ ANSWER_HEADERS = ("Content-Type", "Location", "ETag", "Link", "Retry-After",
                   "WWW-Authenticate")
 
 
+# `<node>.<random>`: a node's name (no '.' or '/'), then 144 random bits.
+SESSION_ID = re.compile(r"([A-Za-z0-9_-]{1,64})\.[A-Za-z0-9_-]{24}", re.ASCII)
+SESSION_PATHS = ("", "/offer", "/ice")  # after /api/sessions/{id}
+ROOM_PATHS = ("", "/transcript", "/meetings")  # after /api/rooms/{room}
+
+
 def node_of_session(session_id: str) -> str:
-    node, dot, _ = session_id.partition(".")
-    if not dot or not node:
+    match = SESSION_ID.fullmatch(session_id)
+    if match is None:
         raise NotFound("unknown_session", "no such session")
-    return node
+    return match.group(1)
+
+
+def _checked(request: web.Request) -> None:
+    """Every part of the path is one of ours, before any URL is built from it."""
+    info = request.match_info
+    if info.get("rest", "") not in (ROOM_PATHS if "room" in info and "kind" not in info
+                                    else SESSION_PATHS):
+        raise NotFound("not_found", f"no such page: {request.path}")
+    if "room" in info and not ROOM_NAME.fullmatch(info["room"]):
+        raise NotFound("unknown_room", "no such room")
+    if "session_id" in info:
+        node_of_session(info["session_id"])
+
+
+def _node_url(request: web.Request, node: NodeInfo) -> URL:
+    if not re.fullmatch(request.app[SETTINGS].node_url_pattern, node.url):
+        raise Unavailable("node_refused", f"media node {node.id}'s address is not allowed")
+    return URL(node.url + request.rel_url.raw_path_qs, encoded=True)  # as checked
 
 
 async def _forward(request: web.Request, node: NodeInfo) -> web.Response:
+    _checked(request)
     headers = {h: request.headers[h] for h in REQUEST_HEADERS if h in request.headers}
+    headers[NODE_SECRET_HEADER] = request.app[SETTINGS].node_secret
+    headers[FORWARDED_FOR] = client_of(request)
     data = await request.read()
     try:
         async with request.app[CLIENT].request(
-                request.method, node.url + request.rel_url.path_qs, headers=headers,
+                request.method, _node_url(request, node), headers=headers,
                 data=data or None) as answer:
             payload = await answer.read()
             response = web.Response(status=answer.status, body=payload)

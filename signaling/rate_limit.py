@@ -1,7 +1,8 @@
-"""Requests per client address: a token bucket each (`RATE_LIMIT_PER_S` sustained,
+"""Requests per caller: a token bucket each (`RATE_LIMIT_PER_S` sustained,
 `RATE_LIMIT_BURST` at once) on the API, WHIP and WHEP; past it, 429 with
-`Retry-After`. The buckets of addresses not seen for a while are forgotten, so
-memory stays bounded whoever knocks."""
+`Retry-After`. A caller is its room token when it shows a valid one (people behind
+one NAT or proxy do not share a bucket), else its address (`clients.py`). The
+buckets not used for a while are forgotten, so memory stays bounded whoever knocks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from media_server.metrics import REQUESTS_REFUSED
+from signaling.access import ACCESS
+from signaling.clients import client_of
 from signaling.cors import API_PREFIXES
 from signaling.errors import json_error
 
@@ -40,7 +43,7 @@ class RateLimiter:
         @web.middleware
         async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
             if request.path.startswith(API_PREFIXES):
-                wait = self.take(request.remote or "")
+                wait = self.take(caller(request))
                 if wait:
                     REQUESTS_REFUSED.labels("rate_limit").inc()
                     response = json_error(429, "rate_limited", "too many requests; slow down")
@@ -49,3 +52,10 @@ class RateLimiter:
             return await handler(request)
 
         return rate_limit
+
+
+def caller(request: web.Request) -> str:
+    """Whose bucket a request takes from: its valid token's, else its address's (an
+    invalid token is no way to a fresh bucket)."""
+    token = request.app[ACCESS].token_of(request)
+    return f"token:{token.token_id}" if token is not None else f"address:{client_of(request)}"

@@ -10,8 +10,8 @@ from aiohttp import web
 from media_server.errors import BadRequest, Unavailable
 from media_server.peer import Peer
 from media_server.protocol import parse_json
-from media_server.registry import SessionRegistry
-from signaling.access import check
+from media_server.registry import Authorize, SessionRegistry
+from signaling.access import ACCESS, check, check_owner
 from signaling.state import RUNTIME, SETTINGS
 from signaling.turn_credentials import ice_servers
 
@@ -45,10 +45,18 @@ def registry_of(request: web.Request) -> SessionRegistry:
 
 
 def _own_session(request: web.Request) -> Peer:
-    """The session named in the path, to a caller with a token for its room."""
+    """The session named in the path, to its owner: a token for its room, of the same
+    subject (or the very token) that created it."""
     peer = registry_of(request).get(request.match_info["session_id"])
-    check(request, peer.info.room)
+    check_owner(check(request, peer.info.room), peer.info.owner)
     return peer
+
+
+def _authorize(request: web.Request) -> Authorize:
+    def authorize(room: str, speak: bool, owner: str) -> None:
+        check_owner(check(request, room, speaking=speak), owner)
+
+    return authorize
 
 
 @routes.post("/api/sessions")
@@ -58,12 +66,12 @@ async def create_session(request: web.Request) -> web.Response:
     data = await json_object(request)
     resume = _get(data, "resume", str, "")
     if resume:  # a client back after losing its connection: the session goes on
-        peer = await registry.resume(
-            resume, lambda room, speak: check(request, room, speaking=speak))
+        peer = await registry.resume(resume, _authorize(request))
+        token = request.app[ACCESS].token_of(request)
     else:
         source = _get(data, "source_lang", str, settings.stt_default_language)
         room, speak = _get(data, "room", str, "default"), _get(data, "speak", bool, True)
-        check(request, room, speaking=speak)
+        token = check(request, room, speaking=speak)
         peer = registry.create(
             room=room,
             name=_get(data, "name", str, "Speaker"),
@@ -72,13 +80,15 @@ async def create_session(request: web.Request) -> web.Response:
             speak=speak,
             monitor=_get(data, "monitor", (bool, type(None)), None),
             stt_model=_get(data, "stt_model", str, ""),
+            owner=token.owner if token is not None else "",
         )
     return web.json_response(
         {
             "session_id": peer.info.id,
             "participant_id": peer.info.participant_id,
+            "meeting": peer.info.meeting,
             "resumed": bool(resume),
-            "ice_servers": ice_servers(settings, peer.info.participant_id),
+            "ice_servers": ice_servers(settings, peer.info.participant_id, token),
         },
         status=201,
     )
@@ -90,6 +100,7 @@ async def get_session(request: web.Request) -> web.Response:
     info, participant = peer.info, peer.participant
     return web.json_response({
         "session_id": info.id, "participant_id": info.participant_id, "room": info.room,
+        "meeting": info.meeting,
         "name": info.name, "source_lang": info.source_lang,
         "target_lang": participant.target_lang, "speak": info.speak,
         "monitor": participant.monitor, "tts": participant.tts_enabled,
@@ -134,5 +145,6 @@ async def get_room(request: web.Request) -> web.Response:
     room = registry_of(request).rooms.get(request.match_info["room"])
     return web.json_response({
         "room": room.name,
+        "meeting": room.meeting,
         "participants": [asdict(p.describe()) for p in room.participants()],
     })

@@ -5,6 +5,7 @@ from Redis (`caption_stream.py`). It runs no engines; run as many as you like.""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -12,13 +13,16 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from media_server.settings import Settings
+from media_server.settings import Settings, SettingsError
 from signaling import caption_stream, forwarding
 from signaling.access import ACCESS, Access
 from signaling.app import healthz, web_client_routes
+from signaling.caption_hub import CaptionHub
+from signaling.clients import CLIENT, behind_proxies
 from signaling.cors import cors_middleware
 from signaling.errors import error_middleware
 from signaling.metrics_listener import serve_metrics
+from signaling.page_safety import protect
 from signaling.placement import Placement
 from signaling.rate_limit import RateLimiter
 from signaling.state import SETTINGS
@@ -42,13 +46,16 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def create_signaling_app(settings: Settings) -> web.Application:
-    if not settings.redis_url:
-        raise ValueError("signaling needs LIVE_INTERPRETER_REDIS_URL (where media nodes are)")
+    if not settings.redis_url or not settings.node_secret:
+        raise SettingsError("signaling needs redis_url (where media nodes are) and "
+                            "node_secret (what they ask of a caller)")
     limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[
         error_middleware, cors_middleware(settings.allowed_origins), limiter.middleware()])
+    protect(app)
     app[SETTINGS] = settings
     app[ACCESS] = Access(auth_secret(settings))
+    app[CLIENT] = behind_proxies(settings.trusted_proxies)
     app.router.add_get("/healthz", healthz)  # the process answers: all it says
     app.add_routes(routes)
     serve_metrics(app, settings)
@@ -58,12 +65,14 @@ def create_signaling_app(settings: Settings) -> web.Application:
 
     async def clients(app: web.Application) -> AsyncIterator[None]:
         redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
-        app[caption_stream.REDIS] = redis
+        hub = app[caption_stream.HUB] = CaptionHub(redis)
+        app[caption_stream.OPEN] = Counter()
         app[forwarding.PLACEMENT] = Placement(redis)
         async with aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)) as client:
             app[forwarding.CLIENT] = client
             yield
+        await hub.close()
         await redis.aclose()
 
     app.cleanup_ctx.append(clients)

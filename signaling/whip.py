@@ -30,7 +30,7 @@ from media_server.errors import (
     UnsupportedMediaType,
 )
 from media_server.peer import Peer
-from signaling.access import check
+from signaling.access import check, check_owner
 from signaling.sessions import registry_of
 from signaling.state import SETTINGS
 from signaling.turn_credentials import ice_servers
@@ -66,19 +66,12 @@ def _link_headers(servers: list[dict[str, Any]]) -> list[str]:
     return links
 
 
-async def _offer(request: web.Request, kind: _Kind) -> str:
-    check(request, request.match_info["room"], speaking=kind.speak)
+async def _create(request: web.Request, kind: _Kind) -> web.Response:
+    token = check(request, request.match_info["room"], speaking=kind.speak)
     if request.content_type != SDP:
         raise UnsupportedMediaType("unsupported_media_type",
                                    f"the offer must be sent as {SDP}")
-    sdp = await request.text()
-    if "m=audio" not in sdp:
-        raise BadRequest("no_audio", "the offer must have an audio media section")
-    return sdp
-
-
-async def _create(request: web.Request, kind: _Kind) -> web.Response:
-    sdp = await _offer(request, kind)
+    sdp = await request.text()  # checked as the session takes it (`offer.py`)
     registry, settings = registry_of(request), request.app[SETTINGS]
     query = request.query
     lang = query.get("lang", settings.stt_default_language)
@@ -90,6 +83,7 @@ async def _create(request: web.Request, kind: _Kind) -> web.Response:
         speak=kind.speak,
         monitor=False,
         kind=kind.path,
+        owner=token.owner if token is not None else "",
     )
     try:
         answer = await peer.answer(sdp, "offer")
@@ -99,16 +93,17 @@ async def _create(request: web.Request, kind: _Kind) -> web.Response:
     location = f"/{kind.path}/{peer.info.room}/{peer.info.id}"
     headers = CIMultiDict([("Location", location), ("ETag", _etag(peer.info.id)),
                            ("Content-Type", SDP)])
-    for link in _link_headers(ice_servers(settings, peer.info.participant_id)):
+    for link in _link_headers(ice_servers(settings, peer.info.participant_id, token)):
         headers.add("Link", link)
     return web.Response(status=201, body=answer.sdp.encode(), headers=headers)
 
 
 def _resource(request: web.Request, kind: _Kind) -> Peer:
-    check(request, request.match_info["room"])
+    token = check(request, request.match_info["room"])
     peer = registry_of(request).get(request.match_info["session_id"])
     if peer.info.room != request.match_info["room"] or peer.info.speak != kind.speak:
         raise NotFound("unknown_session", "no such session")
+    check_owner(token, peer.info.owner)
     return peer
 
 

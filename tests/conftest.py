@@ -63,6 +63,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings.load({
         "LIVE_INTERPRETER_DATA_DIR": str(tmp_path_factory.mktemp("data")),
         "LIVE_INTERPRETER_ICE_HOST_ADDRESSES": "127.0.0.1",
+        # Our peers are on loopback (servers started with dev=True allow it anyway).
+        "LIVE_INTERPRETER_ICE_ALLOWED_NETWORKS": "127.0.0.0/8",
     })
 
 

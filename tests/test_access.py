@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import numpy as np
@@ -30,12 +31,13 @@ from tests.rtc_client import CaptionClient
 from tests.scripted_speech import scripted_engines
 from tests.test_durability import bursts
 
-SECRET = b"access-test-secret"
+SECRET = b"access-test-secret-5e8d1b7c2a9f4036e1b2"
 CLI = str(Path(sys.executable).parent / "live-interpreter")
 
 
-def bearer(room: str, role: str = "speaker", ttl_s: int = 60) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens.mint(SECRET, room, role, ttl_s)}"}
+def bearer(room: str, role: str = "speaker", ttl_s: int = 60, **claims: Any) -> dict[str, str]:
+    token = tokens.mint(SECRET, room, role=role, ttl_s=ttl_s, **claims)
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -102,9 +104,18 @@ async def test_every_session_call_checks_the_token(
             async with anonymous.request(method, url, json=body,
                                          headers=bearer("other-room")) as resp:
                 assert await _error(resp) == (403, "token_wrong_room"), (method, url)
+        # A token of the room, but not of the session's owner (another token without a
+        # subject, or another subject): the session is not theirs to see, end or resume.
+        for stranger in (bearer("board"), bearer("board", subject="mallory")):
+            for method, url, body in calls[:4] + calls[-1:]:
+                async with anonymous.request(method, url, json=body, headers=stranger) as resp:
+                    assert await _error(resp) == (403, "session_forbidden"), (method, url)
         async with authorised.get(session) as resp:
             assert resp.status == 200 and (await resp.json())["connection_state"] == "connected"
-        async with authorised.get(f"{locked.url}/api/rooms/board/transcript") as resp:
+        transcript = f"{locked.url}/api/rooms/board/transcript"
+        async with authorised.get(transcript) as resp:  # being in the room is not enough
+            assert await _error(resp) == (403, "transcript_forbidden")
+        async with authorised.get(transcript, headers=bearer("board", transcript=True)) as resp:
             assert resp.status == 200
         async with authorised.get(f"{locked.url}/api/rooms/board",
                                   headers=bearer("board", "listener")) as resp:
@@ -176,7 +187,8 @@ async def test_session_ids_are_unguessable_and_turn_credentials_are_minted(
     ids, answers = set(), []
     for n in range(20):
         async with http.post(f"{locked.url}/api/sessions", json={"room": f"ids{n}",
-                             "speak": False}, headers=bearer(f"ids{n}", "listener")) as resp:
+                             "speak": False},
+                             headers=bearer(f"ids{n}", "listener", ttl_s=3600)) as resp:
             answer = await resp.json()
         ids.add(answer["session_id"])
         answers.append(answer)
@@ -188,9 +200,16 @@ async def test_session_ids_are_unguessable_and_turn_credentials_are_minted(
                             "turn:turn.example.net:3478?transport=tcp",
                             "turns:turn.example.net:5349?transport=tcp"]
     assert {"urls": ["stun:turn.example.net:3478"]} in servers
+    # Good while the session connects (OFFER_TIMEOUT_S 30 + a 60 s margin), not the
+    # configured 600 s: coturn checks them only as a client allocates.
     expiry, user = turn["username"].split(":")
-    assert abs(int(expiry) - (time.time() + 600)) < 5
+    assert abs(int(expiry) - (time.time() + 90)) < 5
     assert user == answers[0]["participant_id"]
+    async with http.post(f"{locked.url}/api/sessions", json={"room": "brief", "speak": False},
+                         headers=bearer("brief", "listener", ttl_s=20)) as resp:
+        servers = (await resp.json())["ice_servers"]
+    expiry = next(s for s in servers if "username" in s)["username"].split(":")[0]
+    assert abs(int(expiry) - (time.time() + 20)) < 5  # never past the token
     expected = base64.b64encode(hmac.new(b"turn-secret", turn["username"].encode(),
                                          hashlib.sha1).digest()).decode()
     assert turn["credential"] == expected

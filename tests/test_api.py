@@ -202,16 +202,18 @@ async def test_data_channel_garbage_gets_errors_and_the_session_goes_on(
 
 
 async def test_session_and_speaker_limits(settings: Settings, engines: Engines,
-                                          http: aiohttp.ClientSession) -> None:
+                                          http: aiohttp.ClientSession,
+                                          jfk48: np.ndarray) -> None:
     srv, runner = await start_server(settings.replace(max_speakers=1, max_sessions=3), engines)
     try:
         url = srv.url + "/api/sessions"
-        first = await (await http.post(url, json={"room": "r"})).json()
+        first = CaptionClient(srv.url, http)
+        await first.start(jfk48, room="r")  # its offer took the one speaker slot
         async with http.post(url, json={"room": "r"}) as resp:
             assert resp.status == 503 and _error(await resp.json()) == "stt_capacity"
         async with http.post(url, json={"room": "r", "speak": False}) as resp:
             assert resp.status == 201  # listeners cost no recognition
-        await http.delete(f"{url}/{first['session_id']}")
+        await first.close()
         async with http.post(url, json={"room": "r"}) as resp:
             assert resp.status == 201  # the slot came back
         async with http.post(url, json={"room": "r", "speak": False}) as resp:

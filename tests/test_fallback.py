@@ -139,3 +139,27 @@ async def test_recognition_moves_to_whisper_mid_utterance_and_back(
     last_final = [e for e in events if e.kind is SpeechEventKind.FINAL][-1]
     assert last_final.text == streams[-1].finals[-1]
     await board.close()
+
+
+async def test_a_model_google_refuses_is_the_streams_error_not_googles(
+        engines: Engines, google_clients: GoogleClients, fake_google: FakeGoogle,
+        jfk16: bytes) -> None:
+    """A session's model that Google lacks in this location (INVALID_ARGUMENT): that
+    stream goes on with Whisper, and Google stays in service for everyone else."""
+    board = HealthBoard(probe_interval_s=0.3)
+    google = GoogleSpeech(google_clients.speech, google_clients.project,
+                          google_clients.location, GoogleSpeechConfig())
+    local = adapter(engines)
+    speech = FallbackSpeech([(google, board.register("stt", "google", _stt_probe(google))),
+                             (local, board.register("stt", local.name, _stt_probe(local)))])
+    before = fallbacks("stt")
+    first_phrase = jfk16[:round(4.5 * 16000) * 2]  # "And so my fellow Americans"
+    events, _ = await stream_speech(google_clients, first_phrase, GoogleSpeechConfig(), speech,
+                                    model="chirp_2")
+    said = " ".join(e.text for e in events if e.kind is SpeechEventKind.FINAL).lower()
+    assert "fellow" in said  # heard, by Whisper
+    assert up("stt") == 1 and fallbacks("stt") == before
+    assert fake_google.speech.streams == []  # refused as it opened
+    events, _ = await stream_speech(google_clients, first_phrase, GoogleSpeechConfig(), speech)
+    assert len(fake_google.speech.streams) == 1  # the next session's stream: Google's
+    await board.close()

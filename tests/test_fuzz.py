@@ -28,6 +28,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from media_server.engines.loader import Engines
+from media_server.peer import MESSAGES_PER_S
 from media_server.settings import Settings
 from signaling import tokens
 from tests.conftest import JFK_SECONDS, JFK_TEXT, Server, start_server, wer
@@ -89,7 +90,8 @@ async def fuzzed(settings: Settings, engines: Engines,
 
 
 def bearer(room: str = ROOM, role: str = "speaker") -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens.mint(SECRET.encode(), room, role, 600)}"}
+    token = tokens.mint(SECRET.encode(), room, role=role, ttl_s=600)
+    return {"Authorization": f"Bearer {token}"}
 
 
 def fuzz(strategy: st.SearchStrategy[T], check: Callable[[T], Coroutine[Any, Any, None]],
@@ -364,6 +366,7 @@ async def _fuzz_channel(client: CaptionClient) -> None:
 
     async def send(message: str | bytes) -> None:
         client.channel.send(message)
+        await asyncio.sleep(1 / (MESSAGES_PER_S * 0.8))  # under the rate: every one parsed
 
     await asyncio.to_thread(fuzz(messages, send, examples=EXAMPLES * 2))
     pongs = len(client.of_type("pong"))

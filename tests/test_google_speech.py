@@ -48,12 +48,13 @@ def jfk16() -> bytes:
 
 
 async def stream_speech(clients: GoogleClients, pcm: bytes, config: GoogleSpeechConfig,
-                        stt: SpeechToText | None = None) -> tuple[list[SpeechEvent], int]:
+                        stt: SpeechToText | None = None, *, model: str = ""
+                        ) -> tuple[list[SpeechEvent], int]:
     """Push the audio in 20 ms frames in real time, as a WebRTC track does; return the
     events and how often the Google stream restarted."""
     if stt is None:
         stt = GoogleSpeech(clients.speech, clients.project, clients.location, config)
-    stream = stt.open_stream("en")
+    stream = stt.open_stream("en", model=model)
 
     async def feed() -> None:
         t0 = time.monotonic()

@@ -30,12 +30,15 @@ from tests.rtc_client import CaptionClient
 from tests.services import PrivateRedis, spare_port
 
 CLI = str(Path(sys.executable).parent / "live-interpreter")
-SECRET = b"scale-out-secret"
+SECRET = b"scale-out-secret-3b9f0e6a2c7d1845f0a9"
+NODE_SECRET = "node-secret-8c1e5a3f9b2d7046c5d2"
 HEARTBEAT_S, NODE_TTL_S = 0.5, 1.5
 
 
 def bearer(room: str, role: str = "speaker") -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens.mint(SECRET, room, role, 600)}"}
+    """A fresh token each time, for one subject: the sessions it creates are theirs."""
+    token = tokens.mint(SECRET, room, role=role, ttl_s=600, subject="tester")
+    return {"Authorization": f"Bearer {token}"}
 
 
 @dataclass
@@ -68,7 +71,9 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
     await redis.start()
     common = {"LIVE_INTERPRETER_REDIS_URL": redis.url,
               "LIVE_INTERPRETER_AUTH_SECRET": SECRET.decode(),
+              "LIVE_INTERPRETER_NODE_SECRET": NODE_SECRET,
               "LIVE_INTERPRETER_ICE_HOST_ADDRESSES": "127.0.0.1",
+              "LIVE_INTERPRETER_ICE_ALLOWED_NETWORKS": "127.0.0.0/8",
               "LIVE_INTERPRETER_HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S),
               "LIVE_INTERPRETER_NODE_TTL_S": str(NODE_TTL_S),
               "LIVE_INTERPRETER_DRAIN_TIMEOUT_S": "60",

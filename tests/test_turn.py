@@ -31,7 +31,7 @@ from tests.conftest import JFK_TEXT, start_server, wer
 from tests.coturn import Coturn
 from tests.rtc_client import CaptionClient
 
-SECRET = "coturn-test-secret"
+SECRET = "coturn-test-secret-9d4b2f7e1a6c3058b3e8"
 CLI = str(Path(sys.executable).parent / "live-interpreter")
 
 

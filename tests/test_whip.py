@@ -179,7 +179,7 @@ async def test_bad_whip_and_whep_requests_get_the_rfc_errors(
 async def test_whip_needs_a_speakers_token_for_the_room(
         settings: Settings, engines: Engines, http: aiohttp.ClientSession,
         jfk48: np.ndarray, speaker: RTCPeerConnection) -> None:
-    secret = b"whip-test-secret"
+    secret = b"whip-test-secret-0f3a9c2e7b1d4865a0c3"
     server, runner = await start_server(settings.replace(auth_secret=secret.decode()), engines,
                                         dev=False)
     try:
@@ -190,15 +190,18 @@ async def test_whip_needs_a_speakers_token_for_the_room(
         def bearer(token: str) -> dict[str, str]:
             return {"Authorization": f"Bearer {token}"}
 
+        def mint(room: str = ROOM, role: str = "speaker", ttl_s: int = 60,
+                 key: bytes = secret) -> str:
+            return tokens.mint(key, room, role=role, ttl_s=ttl_s)
+
         refused = [
             ({}, 401, "token_missing"),
             (bearer("not.a.token"), 401, "token_invalid"),
-            ({"Authorization": "Basic " + tokens.mint(secret, ROOM, "speaker", 60)}, 401,
-             "token_missing"),
-            (bearer(tokens.mint(b"another secret", ROOM, "speaker", 60)), 401, "token_invalid"),
-            (bearer(tokens.mint(secret, ROOM, "speaker", -1)), 401, "token_expired"),
-            (bearer(tokens.mint(secret, "other-room", "speaker", 60)), 403, "token_wrong_room"),
-            (bearer(tokens.mint(secret, ROOM, "listener", 60)), 403, "role_forbidden"),
+            ({"Authorization": "Basic " + mint()}, 401, "token_missing"),
+            (bearer(mint(key=b"another secret")), 401, "token_invalid"),
+            (bearer(mint(ttl_s=-1)), 401, "token_expired"),
+            (bearer(mint("other-room")), 403, "token_wrong_room"),
+            (bearer(mint(role="listener")), 403, "role_forbidden"),
         ]
         for headers, status, code in refused:
             async with http.post(url, data=offer, headers={**SDP, **headers}) as resp:
@@ -206,7 +209,7 @@ async def test_whip_needs_a_speakers_token_for_the_room(
                 if status == 401:
                     assert resp.headers["WWW-Authenticate"] == "Bearer"
         assert len(server.registry) == 0
-        good = bearer(tokens.mint(secret, ROOM, "speaker", 60))
+        good = bearer(mint())
         async with http.post(url, data=offer, headers={**SDP, **good}) as resp:
             assert resp.status == 201
             location = resp.headers["Location"]

@@ -1,5 +1,5 @@
 // The demo page: start/stop, languages, live captions with translation, state, levels.
-import { connect } from "/sdk/interpreter.js";
+import { connect, takePageToken } from "/sdk/interpreter.js";
 
 const $ = (id) => document.getElementById(id);
 const sourceSelect = $("source-lang");
@@ -75,9 +75,9 @@ function showParticipants() {
   $("participants").textContent = names.join(", ") || "nobody yet";
 }
 
-// The room token given in the page's address: `/?room=standup&token=...`.
+// The room token given in the page's address: `/?room=standup#token=...`.
+const pageToken = takePageToken();
 const pageParams = new URLSearchParams(window.location.search);
-const pageToken = pageParams.get("token") || undefined;
 if (pageParams.get("room")) roomInput.value = pageParams.get("room");
 
 function updateViewerLink() {
@@ -145,7 +145,7 @@ async function start() {
       name: nameInput.value.trim() || "You",
       sourceLang: sourceSelect.value,
       targetLang: targetSelect.value,
-      token: pageToken, // a room token in the page's address (?token=), unless --dev
+      token: pageToken, // a room token in the page's address (#token=), unless --dev
     });
   } catch (err) {
     stopped();

@@ -1,6 +1,7 @@
 // The caption overlay: joins a room listen-only and shows its latest captions large.
-import { connect } from "/sdk/interpreter.js";
+import { connect, takePageToken } from "/sdk/interpreter.js";
 
+const token = takePageToken(); // a listener's room token, from `#token=`
 const params = new URLSearchParams(window.location.search);
 const room = params.get("room") || "demo";
 const lang = params.get("lang") || "en";
@@ -54,7 +55,7 @@ async function join() {
       name: params.get("name") || "Viewer",
       targetLang: lang,
       speak: false,
-      token: params.get("token") || undefined, // a listener's room token
+      token,
     });
   } catch (err) {
     status.textContent = `cannot join: ${err.message}; retrying…`;

@@ -25,6 +25,8 @@ class SessionState:
     stt_model: str
     utterances: int  # how many this session has said: the next is numbered after them
     room_clock_origin: float | None  # epoch seconds of the room clock's zero, once started
+    owner: str = ""  # only the session's owner may resume it
+    meeting: str = ""  # the room's meeting, which a resumed session continues
 
 
 class SessionStates:

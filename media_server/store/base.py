@@ -51,7 +51,7 @@ def write_plan(records: Sequence[StoreRecord]) -> list[tuple[str, Rows]]:
         (sql.INSERT_PARTICIPANT, [(s.room, s.participant_id, s.name, s.source_lang,
                                    s.target_lang, s.speak, s.started_at) for s in sessions]),
         (sql.UPSERT_SESSION, [(s.session_id, s.room, s.participant_id, s.kind, s.started_at,
-                               s.ended_at) for s in sessions]),
+                               s.ended_at, s.meeting) for s in sessions]),
         (sql.INSERT_UTTERANCE, [_utterance_row(u) for u in utterances]),
         (sql.INSERT_TRANSLATION, [(u.session_id, u.utterance_id, lang, text)
                                   for u in utterances
@@ -85,5 +85,5 @@ def session_records(rows: Iterable[Sequence[Any]]) -> list[SessionRecord]:
     return [SessionRecord(
         session_id=row[0], room=row[1], participant_id=row[2], name=row[3],
         source_lang=row[4], target_lang=row[5], speak=bool(row[6]), kind=row[7],
-        started_at=float(row[8]), ended_at=None if row[9] is None else float(row[9]))
-        for row in rows]
+        started_at=float(row[8]), ended_at=None if row[9] is None else float(row[9]),
+        meeting=row[10]) for row in rows]

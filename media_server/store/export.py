@@ -35,9 +35,15 @@ def as_json(room: str, records: list[UtteranceRecord], sessions: list[SessionRec
     } for r in records]}
 
 
+def _one_line(text: str) -> str:
+    """Cue text on one line: a line break in a name or a text (stored before names were
+    checked, or from an engine) must not start a cue of its own."""
+    return " ".join(text.split())
+
+
 def as_vtt(records: list[UtteranceRecord], lang: str | None) -> str:
     def escape(text: str) -> str:
-        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return _one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
     cues = [f"{_clock(r.start_ms, '.')} --> {_clock(_cue_end(r), '.')}\n"
             f"<v {escape(r.speaker)}>{escape(r.text_in(lang))}" for r in records]
@@ -47,7 +53,8 @@ def as_vtt(records: list[UtteranceRecord], lang: str | None) -> str:
 def as_srt(records: list[UtteranceRecord], lang: str | None) -> str:
     return "".join(
         f"{index}\n{_clock(r.start_ms, ',')} --> {_clock(_cue_end(r), ',')}\n"
-        f"{r.speaker}: {r.text_in(lang)}\n\n" for index, r in enumerate(records, 1))
+        f"{_one_line(r.speaker)}: {_one_line(r.text_in(lang))}\n\n"
+        for index, r in enumerate(records, 1))
 
 
 def render(kind: str, room: str, records: list[UtteranceRecord], sessions: list[SessionRecord],

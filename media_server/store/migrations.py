@@ -53,6 +53,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 REFERENCES participants (room, participant_id) ON DELETE CASCADE)""",
         "CREATE INDEX sessions_by_age ON sessions (started_at)",
     ]),
+    (3, [  # each opening of a room is a meeting, with a transcript of its own
+        "ALTER TABLE sessions ADD COLUMN meeting TEXT NOT NULL DEFAULT ''",
+    ]),
 ]
 
 
@@ -79,10 +82,10 @@ INSERT_PARTICIPANT = """INSERT INTO participants (room, participant_id, name, so
     target_lang, speak, joined_at) VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (room, participant_id) DO UPDATE SET target_lang = excluded.target_lang"""
 UPSERT_SESSION = """INSERT INTO sessions (session_id, room, participant_id, kind, started_at,
-    ended_at) VALUES (?, ?, ?, ?, ?, ?)
+    ended_at, meeting) VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (session_id) DO UPDATE SET ended_at = excluded.ended_at"""
 SELECT_SESSIONS = """SELECT s.session_id, s.room, s.participant_id, p.name, p.source_lang,
-    p.target_lang, p.speak, s.kind, s.started_at, s.ended_at
+    p.target_lang, p.speak, s.kind, s.started_at, s.ended_at, s.meeting
     FROM sessions s JOIN participants p
     ON p.room = s.room AND p.participant_id = s.participant_id
     WHERE s.room = ? ORDER BY s.started_at"""

@@ -45,6 +45,7 @@ class SessionRecord:
     kind: str  # "webrtc", "whip" or "whep"
     started_at: float  # epoch seconds
     ended_at: float | None = None
+    meeting: str = ""  # which opening of the room (empty: before meetings were kept)
 
 
 StoreRecord = UtteranceRecord | SessionRecord

@@ -25,6 +25,9 @@ from tests.google_fake.hang import Hang
 
 MAX_REQUEST_BYTES = 25600
 TOO_FAST_TOLERANCE_MS = 2500  # a stream may start with this much buffered audio
+# Speech-to-Text v2's models; the Chirp ones exist in regional locations only.
+MODELS = frozenset({"long", "short", "telephony", "latest_long", "latest_short",
+                    "medical_dictation", "medical_conversation", "chirp_2", "chirp_3"})
 RATE = 16000
 VAD_CHUNK = 512
 INTERIM_EVERY_MS = 1000  # Whisper on 2 shared cores: more would fall behind
@@ -95,6 +98,13 @@ class FakeSpeech:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "the first request must name a recognizer and a LINEAR16 16 kHz "
                                 "config with a language")
+        model = config.config.model
+        if model not in MODELS or (model.startswith("chirp")
+                                   and "/locations/global/" in first.recognizer):
+            # What Google says of a model it does not have (there): the caller's error.
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f'The model "{model}" does not exist in the location named '
+                                f'"{first.recognizer.split("/")[3]}".')
         record = StreamRecord(first.recognizer, config)
         self.streams.append(record)
         faults = self.faults

@@ -379,3 +379,24 @@ export async function connect(options = {}) {
   window.addEventListener("pagehide", session._onPageHide);
   return session;
 }
+
+/**
+ * A room token given in the page's address, taken out of it: from the fragment
+ * (`#token=…`: browsers send a fragment to no server and in no `Referer`) or, as
+ * older links do, from the query. The address bar, and so history and bookmarks,
+ * keep the rest of the address only.
+ * @returns {string | undefined}
+ */
+export function takePageToken() {
+  const fragment = new URLSearchParams(window.location.hash.slice(1));
+  const query = new URLSearchParams(window.location.search);
+  const token = fragment.get("token") || query.get("token") || undefined;
+  if (fragment.has("token") || query.has("token")) {
+    fragment.delete("token");
+    query.delete("token");
+    const search = query.toString() ? `?${query}` : "";
+    const hash = fragment.toString() ? `#${fragment}` : "";
+    window.history.replaceState(null, "", `${window.location.pathname}${search}${hash}`);
+  }
+  return token;
+}

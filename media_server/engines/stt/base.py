@@ -15,6 +15,11 @@ class SpeechStreamFailed(RuntimeError):
     """A stream's provider gave up (after its own retries): another must take over."""
 
 
+class SpeechRequestRefused(SpeechStreamFailed):
+    """The provider refused what this stream asked for (a model it lacks there, say):
+    the session's error, which says nothing of the provider's health."""
+
+
 class SpeechEventKind(StrEnum):
     START = "start"  # speech began (an utterance opens)
     INTERIM = "interim"  # a revisable hypothesis of the open utterance

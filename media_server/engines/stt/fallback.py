@@ -17,6 +17,7 @@ from media_server.engines.stt.base import (
     SpeechEvent,
     SpeechEventKind,
     SpeechEvents,
+    SpeechRequestRefused,
     SpeechStream,
     SpeechStreamFailed,
     SpeechToText,
@@ -155,7 +156,12 @@ class FallbackSpeechStream:
         # Every provider has failed on this stream with nothing heard in between: stop.
         following = candidates[0] if candidates and \
             self._failures_in_row < len(self._entries) else None
-        fell_back("stt", failed[1], repr(exc), following[0].name if following else None)
+        if isinstance(exc, SpeechRequestRefused):  # this stream's request, not the provider
+            log.warning("speech provider refused this stream's request", extra={
+                "provider": failed[0].name, "error": str(exc),
+                "to": following[0].name if following else None})
+        else:
+            fell_back("stt", failed[1], repr(exc), following[0].name if following else None)
         if following is None:
             return False
         await self._switch(following)

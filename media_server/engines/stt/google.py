@@ -49,6 +49,7 @@ from media_server.engines.stt.base import (
     SpeechEvent,
     SpeechEventKind,
     SpeechEvents,
+    SpeechRequestRefused,
     SpeechStreamFailed,
 )
 
@@ -209,6 +210,8 @@ class GoogleSpeechStream:
                 except exceptions.OutOfRange as exc:  # the stream limit came first
                     log.warning("Google speech stream hit its limit; restarting",
                                 extra={"error": str(exc)})
+                except exceptions.InvalidArgument as exc:  # what we asked, not Google's state
+                    raise SpeechRequestRefused(f"Google speech refused: {exc.message}") from exc
                 except exceptions.GoogleAPICallError as exc:
                     raise SpeechStreamFailed(f"Google speech: {exc!r}") from exc
                 self.restarts += 1
