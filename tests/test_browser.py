@@ -38,7 +38,8 @@ SECRET = b"browser-test-secret-7a2c9e4f1b8d3065c2a1"
 
 
 def token(room: str, role: str = "speaker") -> str:
-    return tokens.mint(SECRET, room, role=role, ttl_s=600)
+    """A fresh token each time, all of one user: the page's sessions are theirs."""
+    return tokens.mint(SECRET, room, role=role, ttl_s=600, subject="browser-user")
 
 
 def _run(*cmd: str) -> None:
