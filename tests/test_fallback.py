@@ -150,7 +150,8 @@ async def test_a_model_google_refuses_is_the_streams_error_not_googles(
     google = GoogleSpeech(google_clients.speech, google_clients.project,
                           google_clients.location, GoogleSpeechConfig())
     local = adapter(engines)
-    speech = FallbackSpeech([(google, board.register("stt", "google", _stt_probe(google))),
+    google_health = board.register("stt", "google", _stt_probe(google))
+    speech = FallbackSpeech([(google, google_health),
                              (local, board.register("stt", local.name, _stt_probe(local)))])
     before = fallbacks("stt")
     first_phrase = jfk16[:round(4.5 * 16000) * 2]  # "And so my fellow Americans"
@@ -158,8 +159,9 @@ async def test_a_model_google_refuses_is_the_streams_error_not_googles(
                                     model="chirp_2")
     said = " ".join(e.text for e in events if e.kind is SpeechEventKind.FINAL).lower()
     assert "fellow" in said  # heard, by Whisper
-    assert up("stt") == 1 and fallbacks("stt") == before
-    assert fake_google.speech.streams == []  # refused as it opened
+    assert google_health.healthy and board.degraded() == [] and fallbacks("stt") == before
+    # Refused once, as it opened: the stream did not go back to Google after a final.
+    assert fake_google.speech.refused == 1 and fake_google.speech.streams == []
     events, _ = await stream_speech(google_clients, first_phrase, GoogleSpeechConfig(), speech)
     assert len(fake_google.speech.streams) == 1  # the next session's stream: Google's
     await board.close()

@@ -90,7 +90,8 @@ async def fuzzed(settings: Settings, engines: Engines,
 
 
 def bearer(room: str = ROOM, role: str = "speaker") -> dict[str, str]:
-    token = tokens.mint(SECRET.encode(), room, role=role, ttl_s=600)
+    """A fresh token each time, of one subject: the sessions it creates are the fuzzer's."""
+    token = tokens.mint(SECRET.encode(), room, role=role, ttl_s=600, subject="fuzzer")
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -9,6 +9,7 @@ import asyncio
 import fractions
 import json
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -226,11 +227,12 @@ def test_exports_keep_each_cue_on_its_lines() -> None:
 
 async def test_each_opening_of_a_room_is_a_meeting_read_with_its_own_claim(
         locked: Server, jfk48: np.ndarray) -> None:
+    room = f"minutes-{secrets.token_hex(4)}"  # a room no other test has held
     meetings = []
     for _ in range(2):  # the room opens, someone speaks, everyone leaves: twice
-        async with aiohttp.ClientSession(headers=bearer("board")) as http:
+        async with aiohttp.ClientSession(headers=bearer(room)) as http:
             client = CaptionClient(locked.url, http)
-            await client.start(bursts(jfk48, 1), room="board")
+            await client.start(bursts(jfk48, 1), room=room)
             await client.wait_for(lambda m: m["type"] == "caption" and m["status"] == "final"
                                   and bool(m["text"]))
             async with http.get(f"{locked.url}/api/sessions/{client.session_id}") as resp:
@@ -238,11 +240,11 @@ async def test_each_opening_of_a_room_is_a_meeting_read_with_its_own_claim(
             await client.close()
     first, second = meetings
     assert first != second
-    base = f"{locked.url}/api/rooms/board"
+    base = f"{locked.url}/api/rooms/{room}"
     async with aiohttp.ClientSession() as http:
-        async with http.get(base + "/transcript?format=json", headers=bearer("board")) as resp:
+        async with http.get(base + "/transcript?format=json", headers=bearer(room)) as resp:
             assert resp.status == 403  # in the room is not enough
-        everything = bearer("board", "listener", transcript=True)
+        everything = bearer(room, "listener", transcript=True)
         async with http.get(base + "/meetings", headers=everything) as resp:
             listed = (await resp.json())["meetings"]
             assert [m["meeting"] for m in listed] == [first, second]
@@ -256,7 +258,7 @@ async def test_each_opening_of_a_room_is_a_meeting_read_with_its_own_claim(
         assert said[first] and said[second] and not set(said[first]) & set(said[second])
         async with http.get(base + "/transcript?format=json", headers=everything) as resp:
             assert [u["text"] for u in (await resp.json())["utterances"]] == said[second]
-        only_first = bearer("board", "listener", transcript=True, meeting=first)
+        only_first = bearer(room, "listener", transcript=True, meeting=first)
         async with http.get(base + "/meetings", headers=only_first) as resp:
             assert [m["meeting"] for m in (await resp.json())["meetings"]] == [first]
         async with http.get(base + "/transcript?format=json", headers=only_first) as resp:

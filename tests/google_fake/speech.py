@@ -70,6 +70,7 @@ class FakeSpeech:
         self._vad_session = load_session()
         self.faults = SpeechFaults()
         self.streams: list[StreamRecord] = []
+        self.refused = 0  # streams refused for their model, as Google does
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler("google.cloud.speech.v2.Speech", {
@@ -102,6 +103,7 @@ class FakeSpeech:
         if model not in MODELS or (model.startswith("chirp")
                                    and "/locations/global/" in first.recognizer):
             # What Google says of a model it does not have (there): the caller's error.
+            self.refused += 1
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f'The model "{model}" does not exist in the location named '
                                 f'"{first.recognizer.split("/")[3]}".')

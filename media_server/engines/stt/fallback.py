@@ -60,6 +60,7 @@ class FallbackSpeechStream:
         self._ended = False
         self._replaying = False  # new audio waits in the backlog while a substitute catches up
         self._failures_in_row = 0
+        self._refused_by: set[str] = set()  # providers that refused this stream's request
         self._events = SpeechEvents()
         self._current = in_order(entries)[0]
         self._origin = 0  # the sample where the current provider's stream began
@@ -146,13 +147,19 @@ class FallbackSpeechStream:
                     return False
         raise SpeechStreamFailed("the stream stopped without END")
 
+    def _usable(self) -> list[tuple[SpeechToText, ProviderHealth]]:
+        """The providers in order, less those that refused this stream (they would again)."""
+        return [e for e in in_order(self._entries) if e[0].name not in self._refused_by]
+
     def _preferred(self) -> tuple[SpeechToText, ProviderHealth]:
-        return in_order(self._entries)[0]
+        return (self._usable() or [self._current])[0]
 
     async def _take_over(self, exc: Exception) -> bool:
         """The current provider failed: the next one in service hears the backlog."""
         failed = self._current
-        candidates = [e for e in in_order(self._entries) if e is not failed]
+        if isinstance(exc, SpeechRequestRefused):
+            self._refused_by.add(failed[0].name)
+        candidates = [e for e in self._usable() if e is not failed]
         # Every provider has failed on this stream with nothing heard in between: stop.
         following = candidates[0] if candidates and \
             self._failures_in_row < len(self._entries) else None
