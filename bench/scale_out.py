@@ -117,6 +117,7 @@ async def run_cluster(nodes: int, counts: list[int], seconds: float) -> None:
                "LIVE_INTERPRETER_NODE_SECRET": NODE_SECRET,
                "LIVE_INTERPRETER_ICE_HOST_ADDRESSES": "127.0.0.1",
                "LIVE_INTERPRETER_ICE_ALLOWED_NETWORKS": "127.0.0.0/8",
+               "LIVE_INTERPRETER_MAX_SPEAKERS": "1000",
                "LIVE_INTERPRETER_LOG_LEVEL": "WARNING",
                "LIVE_INTERPRETER_PEER_IDLE_TIMEOUT_S": "10",
                "LIVE_INTERPRETER_RATE_LIMIT_PER_S": "1000",

@@ -107,6 +107,14 @@ ACTIVE_ROOMS = Gauge("live_interpreter_active_rooms", "Rooms with someone in the
                      registry=REGISTRY)
 ACTIVE_SESSIONS = Gauge("live_interpreter_active_sessions", "Sessions open on this process.",
                         registry=REGISTRY)
+STT_CAPACITY = Gauge(
+    "live_interpreter_stt_capacity_speakers",
+    "Speakers admitted at once: MAX_SPEAKERS, or (auto) as the recogniser's calibration "
+    "at start found this machine carries.", registry=REGISTRY)
+STT_CALIBRATION = Gauge(
+    "live_interpreter_stt_calibration_seconds",
+    "The local recogniser's passes on the calibration phrase at start: a final, and an "
+    "interim of three quarters of it.", ["pass"], registry=REGISTRY)
 ACTIVE_SPEAKERS = Gauge("live_interpreter_active_speakers",
                         "Open sessions that send speech.", registry=REGISTRY)
 AUDIO_RECEIVED = Counter(

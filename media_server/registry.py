@@ -18,7 +18,7 @@ from media_server.engines.catalog import EngineCatalog
 from media_server.engines.fallback import HealthChange
 from media_server.engines.loader import Engines
 from media_server.errors import BadRequest, NotFound, Unavailable
-from media_server.metrics import ACTIVE_ROOMS, ACTIVE_SESSIONS, ACTIVE_SPEAKERS
+from media_server.metrics import ACTIVE_ROOMS, ACTIVE_SESSIONS, ACTIVE_SPEAKERS, STT_CAPACITY
 from media_server.participant import Participant, SessionInfo
 from media_server.peer import Peer, PeerConfig
 from media_server.protocol import EngineMessage, ErrorMessage
@@ -45,7 +45,8 @@ class SessionRegistry:
         self._peers: dict[str, Peer] = {}
         self._empty = asyncio.Event()  # set while no session is open
         self._empty.set()
-        self.speakers = SpeakerSlots(settings.max_speakers, engines.scheduler)
+        self.speakers = SpeakerSlots(_speaker_capacity(settings, engines), engines.scheduler)
+        STT_CAPACITY.set(self.speakers.capacity)
         self.rooms = Rooms(engines.catalog, settings.max_room_participants, archive, publish)
         self._limits = PeerConfig(
             idle_timeout_s=settings.peer_idle_timeout_s,
@@ -215,6 +216,14 @@ class SessionRegistry:
             speak=info.speak, monitor=participant.monitor, tts=participant.tts_enabled,
             stt_model=info.stt_model, utterances=peer.utterances_said,
             room_clock_origin=clock_origin, owner=info.owner, meeting=info.meeting))
+
+
+def _speaker_capacity(settings: Settings, engines: Engines) -> int:
+    """MAX_SPEAKERS; `auto`: what the local recogniser's calibration found this machine
+    carries (a cloud recogniser alone costs this machine nothing per speaker)."""
+    if settings.max_speakers:
+        return settings.max_speakers
+    return engines.calibration.speakers if engines.calibration else settings.max_sessions
 
 
 def _participant_id(room: Room) -> str:

@@ -35,6 +35,9 @@ MIN_SECRET_BYTES = 32
 PLACEHOLDERS = ("change-me", "changeme", "change_me", "replace-with", "replace_with",
                 "replace-me", "your-secret", "example", "placeholder", "password")
 
+# Numbers that may be `auto` (held as 0): measured at start instead.
+AUTO = frozenset({"max_speakers"})
+
 # Settings that were replaced, with what to set instead.
 RENAMED = {
     "google_timeout_s": "deadlines belong to each kind's provider chain now: set "
@@ -122,7 +125,7 @@ class Settings:
     metrics_port: int = 0
 
     # Capacity and limits.
-    max_speakers: int = 4
+    max_speakers: int = 0  # 0 (`auto`): what the recogniser's calibration at start says
     max_sessions: int = 200
     max_room_participants: int = 16
     max_body_bytes: int = 64 * 1024
@@ -228,7 +231,9 @@ class Settings:
             raise SettingsError("max_room_participants must be at most 200")
         if not 0.0 <= self.vad_threshold < 1.0:
             raise SettingsError("vad_threshold must be between 0 and 1")
-        for name in ("port", "stt_threads", "stt_beam_size", "stt_batch_size", "max_speakers",
+        if self.max_speakers < 0:
+            raise SettingsError("max_speakers must be 'auto' or a positive number")
+        for name in ("port", "stt_threads", "stt_beam_size", "stt_batch_size",
                      "max_room_participants", "max_body_bytes", "max_message_bytes",
                      "stt_interim_interval_ms", "stt_max_utterance_ms", "vad_min_silence_ms",
                      "rate_limit_per_s", "rate_limit_burst", "max_caption_streams",
@@ -262,6 +267,8 @@ def secret_weakness(secret: bytes) -> str | None:
 def _coerce(name: str, type_name: Any, value: Any) -> Any:
     """Turn an environment string (or a TOML value) into the field's type."""
     kind = str(type_name)
+    if name in AUTO and str(value).strip().lower() == "auto":
+        return 0
     try:
         if kind == "int":
             return int(value)

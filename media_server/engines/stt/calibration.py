@@ -1,0 +1,97 @@
+"""How many speakers this machine's local recogniser carries, measured as it loads.
+
+Whisper's cost per pass depends on the CPU, so a fixed `MAX_SPEAKERS` is right on
+one machine only: on a slower one every speaker past what it carries makes everyone
+late instead of the newcomer being told "no". At start the decoder is timed on a
+spoken phrase (espeak-ng, ~4.5 s, decoded as a final and, three quarters of it, as
+an interim, after a warm-up pass), and the capacity follows from what each speaker
+costs the one decode worker:
+
+    load per speaker = interim pass / interim interval + final pass / utterance period
+
+Finals go before interims and interims are latest-wins, so a final waits at most for
+the pass in flight plus the finals ahead of it. Keeping the worker busy at most
+`MAX_UTILISATION` of the time keeps that wait, at the 95th percentile, within half
+of an idle final's latency (finals p95 within 1.5x idle, M/D/1 with finals first):
+capacity = floor(MAX_UTILISATION / load per speaker), at least 1. The interim
+cadence the machine affords at that capacity is the interval at which the
+interims' share of the worker stays within that budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import time
+import wave
+from dataclasses import dataclass
+from io import BytesIO
+
+import numpy as np
+
+from media_server.audio import STT_SAMPLE_RATE, pcm_to_float, resample_pcm
+from media_server.engines.stt.base import BatchRecognizer, DecodeRequest
+
+log = logging.getLogger(__name__)
+
+PHRASE = "Good morning everyone, let's get started with the weekly review of the numbers."
+UTTERANCE_PERIOD_S = 4.0  # one final per this long of continuous speech (speech + pause)
+MAX_UTILISATION = 0.6
+
+
+@dataclass(frozen=True)
+class Calibration:
+    phrase_s: float  # the spoken phrase's length
+    final_pass_s: float  # one final of it
+    interim_pass_s: float  # one interim of three quarters of it
+    speakers: int  # speakers the decoder carries with finals p95 within 1.5x idle
+    interim_interval_ms: int  # the interim cadence that capacity affords
+
+    def describe(self) -> dict[str, float | int]:
+        return {"phrase_s": round(self.phrase_s, 2),
+                "final_pass_s": round(self.final_pass_s, 3),
+                "interim_pass_s": round(self.interim_pass_s, 3),
+                "speakers": self.speakers, "interim_interval_ms": self.interim_interval_ms}
+
+
+def spoken_phrase() -> np.ndarray:
+    """The calibration phrase as 16 kHz float32 speech (espeak-ng, a server dependency)."""
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        raise FileNotFoundError("espeak-ng is missing (apt-get install espeak-ng): it "
+                                "speaks the phrase the recogniser is calibrated on")
+    wav = subprocess.run([espeak, "-v", "en-us", "-s", "165", "--stdout", PHRASE],
+                         check=True, capture_output=True, timeout=30).stdout
+    with wave.open(BytesIO(wav)) as reader:
+        pcm = reader.readframes(reader.getnframes())
+        rate = reader.getframerate()
+    return pcm_to_float(resample_pcm(pcm, rate, STT_SAMPLE_RATE))
+
+
+def _timed(recognizer: BatchRecognizer, requests: list[DecodeRequest]) -> float:
+    started = time.perf_counter()
+    recognizer.transcribe(requests)
+    return time.perf_counter() - started
+
+
+def calibrate(recognizer: BatchRecognizer, interim_interval_ms: int) -> Calibration:
+    """Time the recogniser (blocking: call it in a thread) and derive the capacity."""
+    audio = spoken_phrase()
+    final = DecodeRequest(audio, "en", final=True)
+    interim = DecodeRequest(audio[: len(audio) * 3 // 4], "en", final=False)
+    _timed(recognizer, [final])  # warm-up: the first pass allocates
+    final_s = min(_timed(recognizer, [final]) for _ in range(2))
+    interim_s = min(_timed(recognizer, [interim]) for _ in range(2))
+    return capacity(len(audio) / STT_SAMPLE_RATE, final_s, interim_s, interim_interval_ms)
+
+
+def capacity(phrase_s: float, final_s: float, interim_s: float,
+             interim_interval_ms: int) -> Calibration:
+    per_speaker = interim_s / (interim_interval_ms / 1000) + final_s / UTTERANCE_PERIOD_S
+    speakers = max(1, int(MAX_UTILISATION / per_speaker))
+    # The interval at which `speakers` streams' interims, with their finals, fit the budget.
+    interim_budget = MAX_UTILISATION / speakers - final_s / UTTERANCE_PERIOD_S
+    affordable_ms = round(interim_s / interim_budget * 1000) if interim_budget > 0 else 0
+    interval_ms = max(interim_interval_ms, affordable_ms)
+    return Calibration(phrase_s, final_s, interim_s, speakers, interval_ms)
