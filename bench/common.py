@@ -38,6 +38,31 @@ ESPEAK_PHRASES = [
 ]
 
 
+def yardstick(clips: list[np.ndarray], rate: int = RATE) -> float:
+    """The machine's yardstick, timed now: the median time of one plain faster-whisper
+    decode (its 30 s window, its default beam of 5) of each clip with the packaged
+    Whisper base model on two threads. Latencies are reported as ratios to it, since
+    absolute times move from machine to machine. Run while the server is idle."""
+    from faster_whisper import WhisperModel
+
+    from media_server.audio import STT_SAMPLE_RATE, pcm_to_float, resample_pcm
+    from media_server.engines.stt.whisper_files import whisper_base_dir
+    from media_server.settings import Settings
+
+    model = WhisperModel(whisper_base_dir(Settings.load().data_dir), device="cpu",
+                         compute_type="int8", cpu_threads=2)
+    audio = [pcm_to_float(resample_pcm(c.astype(np.int16).tobytes(), rate, STT_SAMPLE_RATE))
+             for c in clips]
+    list(model.transcribe(audio[0], language="en")[0])  # warm-up
+    times = []
+    for clip in audio:
+        started = time.perf_counter()
+        segments, _ = model.transcribe(clip, language="en")
+        list(segments)  # the decode happens as segments are read
+        times.append(time.perf_counter() - started)
+    return percentile(times, 50)
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q)) if values else float("nan")
 
