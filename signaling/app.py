@@ -80,8 +80,9 @@ def create_app(
 ) -> web.Application:
     """Build the app. Given `engines`, it is ready at once and the caller owns them;
     otherwise it loads its own in the background and closes them on shutdown. `dev`
-    turns room tokens off (`serve --dev`, loopback only); `node` makes it a media node
-    behind `live-interpreter signaling` (which limits request rates)."""
+    turns room tokens off (`serve --dev`, loopback only, loopback and LAN ICE candidates
+    allowed); `node` makes it a media node behind `live-interpreter signaling`, which
+    answers only calls showing the node secret."""
     restrict_host_addresses(settings.ice_host_addresses)
     if dev:  # a developer's own machine: its browsers offer loopback and LAN candidates
         settings = settings.replace(
