@@ -39,6 +39,14 @@ def up(kind: str, provider: str = "google") -> float | None:
                                      {"kind": kind, "provider": provider})
 
 
+async def no_grpc_feeder_left() -> None:
+    """A Google stream that ended (aborted by the server too) leaves no task of grpc's
+    waiting on our request generator: one would wait for ever, and be reported as
+    destroyed while pending in whatever test runs when it is collected."""
+    await wait_until(lambda: not [t for t in asyncio.all_tasks()
+                                  if "_consume_request_iterator" in repr(t)])
+
+
 async def wait_until(condition: object, within_s: float = 5.0) -> None:
     deadline = time.monotonic() + within_s
     while not callable(condition) or not condition():
@@ -138,6 +146,7 @@ async def test_recognition_moves_to_whisper_mid_utterance_and_back(
     assert len(streams) >= 3 and streams[-1].finals, [s.outcome for s in streams]
     last_final = [e for e in events if e.kind is SpeechEventKind.FINAL][-1]
     assert last_final.text == streams[-1].finals[-1]
+    await no_grpc_feeder_left()
     await board.close()
 
 
@@ -164,4 +173,5 @@ async def test_a_model_google_refuses_is_the_streams_error_not_googles(
     assert fake_google.speech.refused == 1 and fake_google.speech.streams == []
     events, _ = await stream_speech(google_clients, first_phrase, GoogleSpeechConfig(), speech)
     assert len(fake_google.speech.streams) == 1  # the next session's stream: Google's
+    await no_grpc_feeder_left()
     await board.close()

@@ -238,12 +238,12 @@ class GoogleSpeechStream:
         """Run one gRPC stream from `origin`; True once all audio is heard after end()."""
         self._sent = origin
         opened = time.monotonic()
-        restart = False
+        restart = finished = False
 
         async def requests() -> AsyncIterator[speech.StreamingRecognizeRequest]:
             nonlocal restart
             yield self._first
-            while True:
+            while not finished:  # (a call the server ended is not read from any more)
                 self._audio_ready.clear()
                 last = min(self._sent + CHUNK_SAMPLES, self._audio.end)
                 if last - self._sent < CHUNK_SAMPLES and not self._ended:
@@ -289,7 +289,11 @@ class GoogleSpeechStream:
         finally:
             if pending is not None:
                 pending.cancel()
-            cast(grpc.aio.Call, call).cancel()  # stops our request generator too
+            cast(grpc.aio.Call, call).cancel()
+            # A call the server already ended is not stopped by cancel(): grpc's task
+            # feeding it would wait on our generator for ever. Wake it to end.
+            finished = True
+            self._audio_ready.set()
         return not restart and self._ended and self._sent >= self._audio.end
 
     def _check_stall(self, answered: float) -> None:
