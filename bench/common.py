@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from media_server.ice_addresses import restrict_host_addresses
 from tests.conftest import JFK, JFK_UTTERANCES
 from tests.rtc_client import RATE, CaptionClient, load_pcm48
 
@@ -49,7 +50,7 @@ def yardstick(clips: list[np.ndarray], rate: int = RATE) -> float:
     from media_server.engines.stt.whisper_files import whisper_base_dir
     from media_server.settings import Settings
 
-    model = WhisperModel(whisper_base_dir(Settings.load().data_dir), device="cpu",
+    model = WhisperModel(str(whisper_base_dir(Settings.load().data_dir)), device="cpu",
                          compute_type="int8", cpu_threads=2)
     audio = [pcm_to_float(resample_pcm(c.astype(np.int16).tobytes(), rate, STT_SAMPLE_RATE))
              for c in clips]
@@ -98,7 +99,9 @@ def phrases(language: str = "en") -> list[np.ndarray]:
 @contextmanager
 def server_process(port: int, env: dict[str, str] | None = None,
                    args: list[str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """`live-interpreter serve` (or `args`) on 127.0.0.1:port, ICE on loopback only."""
+    """`live-interpreter serve` (or `args`) on 127.0.0.1:port, ICE on loopback only (the
+    server's candidates and our own peers')."""
+    restrict_host_addresses(["127.0.0.1"])
     environ = {**os.environ, "LIVE_INTERPRETER_ICE_HOST_ADDRESSES": "127.0.0.1",
                "LIVE_INTERPRETER_LOG_LEVEL": "WARNING", **(env or {})}
     command = args or [str(Path(sys.executable).parent / "live-interpreter"), "serve", "--dev",

@@ -52,6 +52,9 @@ class InstantRecognizer:
     def languages(self) -> frozenset[str]:
         return frozenset({"en"})
 
+    def final_like_interim(self, audio_s: float) -> bool:
+        return True
+
     def transcribe(self, requests: Sequence[DecodeRequest]) -> list[Transcript]:
         return [Transcript("") for _ in requests]
 

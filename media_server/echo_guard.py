@@ -63,6 +63,12 @@ class EchoGuard:
         now = time.monotonic()
         self._clips.append((now, now + duration_s, source_text))
 
+    def clip_grew(self, duration_s: float) -> None:
+        """The clip playing (the last started) is `duration_s` long after all."""
+        if self._clips:
+            start, _, source_text = self._clips[-1]
+            self._clips[-1] = (start, start + duration_s, source_text)
+
     def heard(self, audio_ms: int, pcm: bytes) -> None:
         """A frame of mic audio starting at `audio_ms` (session time) arrived now."""
         self._heard.append((audio_ms, time.monotonic(), _rms(pcm)))

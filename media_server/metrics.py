@@ -48,6 +48,19 @@ PLAYOUT_SLIPPED = Counter(
     "Time return tracks' sample clocks slipped by, summed.",
     registry=REGISTRY)
 
+PLAYOUT_SPED_UP = Counter(
+    "live_interpreter_playout_sped_up_clips_total",
+    "Clips of spoken translation played faster (at the same pitch) because their "
+    "listener was behind the speaker.", registry=REGISTRY)
+PLAYOUT_SAVED = Counter(
+    "live_interpreter_playout_saved_seconds_total",
+    "Listening time that playing clips faster saved, summed: how far listeners caught up.",
+    registry=REGISTRY)
+PLAYOUT_UNDERRUNS = Counter(
+    "live_interpreter_playout_underruns_total",
+    "Frames of silence inside a clip that played faster than its voice synthesised it.",
+    registry=REGISTRY)
+
 # Where the time of a caption goes, stage by stage.
 _LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 RECOGNITION_LAG = Histogram(
@@ -133,6 +146,11 @@ TRANSLATION_CACHE = Counter(
 DECODE_QUEUE = Gauge(
     "live_interpreter_decode_queue_utterances",
     "Final utterances waiting for the local recogniser.", registry=REGISTRY)
+FINAL_DECODE_WAIT = Histogram(
+    "live_interpreter_stt_final_wait_seconds",
+    "How long a final utterance waited for the local recogniser before its pass began "
+    "(behind an interim in flight, or other finals).", buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY)
 SPEECH_QUEUE = Gauge(
     "live_interpreter_speech_queue_clips",
     "Finals waiting to be synthesised, all rooms and languages.", registry=REGISTRY)

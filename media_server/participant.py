@@ -46,9 +46,7 @@ class Participant:
         self._clock_ms = clock_ms  # the room's clock, as caption offsets
         # Whoever hears the interpretation through a loudspeaker can feed it back.
         self.echo_guard = EchoGuard(lambda: self.tts_enabled)
-        self.playout = PlayoutTrack(self._on_clip_start, self._on_playout_idle,
-                                    self._on_clip_dropped, self.echo_guard.played,
-                                    clip_gap_ms, max_clip_delay_s)
+        self.playout = PlayoutTrack(self, gap_ms=clip_gap_ms, max_delay_s=max_clip_delay_s)
 
     @property
     def id(self) -> str:
@@ -79,19 +77,31 @@ class Participant:
         self.playout.stop()
         self.channel.close()
 
-    def _on_clip_start(self, clip: Clip, starts_at: float) -> None:
+    # -- what the return track tells (PlayoutEvents) ------------------------------
+
+    def clip_started(self, clip: Clip, starts_at: float, duration_ms: int) -> None:
         SPEECH_DELAY.observe(max(0.0, starts_at - clip.ends_at))
-        self.echo_guard.clip_started(clip.duration_ms / 1000, clip.source_text)
-        # On the room's clock, when its first frame is due (made now, maybe a little late).
-        start_ms = self._clock_ms() - round((time.monotonic() - starts_at) * 1000)
-        self.send(SpeechMessage(clip.utterance_id, clip.lang, start_ms,
-                                clip.duration_ms, clip.speaker_id))
+        self.echo_guard.clip_started(duration_ms / 1000, clip.source_text)
+        self.send(self._speech_message(clip, starts_at, duration_ms))
         self.send(StateMessage("speaking"))
 
-    def _on_playout_idle(self) -> None:
-        self.send(StateMessage("idle"))
+    def clip_completed(self, clip: Clip, starts_at: float, duration_ms: int) -> None:
+        self.echo_guard.clip_grew(duration_ms / 1000)
+        self.send(self._speech_message(clip, starts_at, duration_ms))
 
-    def _on_clip_dropped(self, clip: Clip) -> None:
+    def clip_dropped(self, clip: Clip) -> None:
         STALE_CLIPS.inc()
         log.warning("stale speech clip dropped", extra={"utterance_id": clip.utterance_id,
                                                         "participant": self.id})
+
+    def idle(self) -> None:
+        self.send(StateMessage("idle"))
+
+    def frame_sent(self, pcm: bytes) -> None:
+        self.echo_guard.played(pcm)
+
+    def _speech_message(self, clip: Clip, starts_at: float, duration_ms: int) -> SpeechMessage:
+        # On the room's clock, when its first frame is due (made now, maybe a little late).
+        start_ms = self._clock_ms() - round((time.monotonic() - starts_at) * 1000)
+        return SpeechMessage(clip.utterance_id, clip.lang, start_ms, duration_ms,
+                             clip.speaker_id, clip.complete)

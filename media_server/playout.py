@@ -8,10 +8,15 @@ The sample clock slips by the stall instead (counted), and the audio goes on pac
 A clip's start is reported with the time its first frame is due on that clock, so
 what a listener is told matches what they hear, whenever the frame was made.
 Between clips there is silence (`gap_ms`); clips never overlap. Clips from several
-speakers wait in the order their speech ended (not the order synthesis finished),
-and a clip that would start more than `max_delay_s` after its speech ended is
-dropped rather than played ever later, and reported: a listener hears the room a
-bounded time behind, however busy it gets.
+speakers wait in the order their speech ended (not the order synthesis finished).
+
+A clip starts as soon as its first audio exists and grows while it plays (the voice
+synthesises sentence by sentence); if playback catches up with synthesis, silence
+fills in until the next audio or the clip's end. A listener who falls behind hears
+clips faster, at the same pitch, up to `MAX_TEMPO`, so the interpretation closes in
+on the speaker instead of queueing up; a clip that would still start more than
+`max_delay_s` after its speech ended is dropped rather than played ever later, and
+reported: a listener hears the room a bounded time behind, however busy it gets.
 """
 
 from __future__ import annotations
@@ -20,58 +25,128 @@ import asyncio
 import bisect
 import fractions
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from media_server.metrics import PLAYOUT_SLIPPED, PLAYOUT_SLIPS
+from media_server.metrics import (
+    PLAYOUT_SAVED,
+    PLAYOUT_SLIPPED,
+    PLAYOUT_SLIPS,
+    PLAYOUT_SPED_UP,
+    PLAYOUT_UNDERRUNS,
+)
+from media_server.tempo import MAX_TEMPO, Stretcher
 
 RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms
 FRAME_BYTES = FRAME_SAMPLES * 2
 _SILENCE = bytes(FRAME_BYTES)
 MAX_LATE_S = 0.06  # later than this behind the sample clock, the clock slips
+# Behind the speaker by more than this (a clip starting this long after its speech
+# ended, counting the clips queued after it), clips play faster: 1/`CATCH_UP_S`
+# faster per second behind, up to MAX_TEMPO.
+RELAXED_LAG_S = 2.0
+CATCH_UP_S = 8.0
+_READ_BYTES = FRAME_BYTES * 10  # a clip's PCM goes through the stretcher 200 ms at a time
 
 
-@dataclass
+@dataclass(eq=False)
 class Clip:
-    pcm: bytes  # 48 kHz mono s16
+    pcm: bytes  # 48 kHz mono s16, so far
     utterance_id: str
     lang: str
     source_text: str = ""  # the sentence this clip is a translation of
     speaker_id: str = ""
     ends_at: float = field(default_factory=time.monotonic)  # when its speech ended
+    complete: bool = True  # False while synthesis is still adding audio
 
     @property
     def duration_ms(self) -> int:
         return len(self.pcm) // 2 * 1000 // RATE
 
+    def append(self, pcm: bytes) -> None:
+        self.pcm += pcm
+
+    def finish(self) -> None:
+        self.complete = True
+
+
+class PlayoutEvents(Protocol):
+    """What a track tells its owner (all called on the event loop, as frames are made)."""
+
+    def clip_started(self, clip: Clip, starts_at: float, duration_ms: int) -> None:
+        """`clip` plays from `starts_at` (monotonic: when its first frame is due) for
+        `duration_ms` as far as its audio exists yet (at the tempo it plays at)."""
+
+    def clip_completed(self, clip: Clip, starts_at: float, duration_ms: int) -> None:
+        """A clip that started while still being synthesised has all its audio now."""
+
+    def clip_dropped(self, clip: Clip) -> None: ...
+
+    def idle(self) -> None:
+        """Nothing plays and nothing waits."""
+
+    def frame_sent(self, pcm: bytes) -> None: ...
+
+
+class _ClipReader:
+    """One clip, frame by frame, at a tempo, while it may still grow."""
+
+    def __init__(self, clip: Clip, tempo: float, starts_at: float) -> None:
+        self.clip = clip
+        self.tempo = tempo
+        self.starts_at = starts_at
+        self.reported_complete = clip.complete
+        self._taken = 0  # bytes of the clip's PCM read so far
+        self._ready = bytearray()
+        self._stretcher = Stretcher(tempo, RATE) if tempo > 1.0 else None
+        self._flushed = False
+
+    @property
+    def duration_ms(self) -> int:
+        return round(self.clip.duration_ms / self.tempo)
+
+    @property
+    def finished(self) -> bool:
+        return self._flushed and not self._ready
+
+    def next_frame(self) -> bytes:
+        """The next 20 ms: silence while synthesis is behind."""
+        self._fill()
+        if not self._ready:
+            if not self._flushed:
+                PLAYOUT_UNDERRUNS.inc()
+            return _SILENCE
+        frame = bytes(self._ready[:FRAME_BYTES])
+        del self._ready[:FRAME_BYTES]
+        return frame.ljust(FRAME_BYTES, b"\0")
+
+    def _fill(self) -> None:
+        while len(self._ready) < FRAME_BYTES and self._taken < len(self.clip.pcm):
+            pcm = self.clip.pcm[self._taken : self._taken + _READ_BYTES]
+            self._taken += len(pcm)
+            self._ready += self._stretcher.push(pcm) if self._stretcher else pcm
+        if self.clip.complete and self._taken >= len(self.clip.pcm) and not self._flushed:
+            self._flushed = True
+            if self._stretcher:
+                self._ready += self._stretcher.flush()
+
 
 class PlayoutTrack(MediaStreamTrack):
     kind = "audio"
 
-    def __init__(
-        self,
-        on_start: Callable[[Clip, float], None],
-        on_idle: Callable[[], None],
-        on_drop: Callable[[Clip], None],
-        on_frame: Callable[[bytes], None],
-        gap_ms: int = 300,
-        max_delay_s: float = 10.0,
-    ) -> None:
+    def __init__(self, events: PlayoutEvents, *, gap_ms: int = 300,
+                 max_delay_s: float = 10.0) -> None:
         super().__init__()
-        self._on_start = on_start  # (clip, the monotonic time its first frame is due)
-        self._on_idle = on_idle
-        self._on_drop = on_drop
-        self._on_frame = on_frame  # each frame's PCM as it goes out (for the echo guard)
+        self._owner = events  # (not `_events`: the EventEmitter base uses that name)
         self._gap_frames = gap_ms * RATE // 1000 // FRAME_SAMPLES
         self._max_delay = max_delay_s
         self._queue: list[Clip] = []  # by `ends_at`
-        self._current: Clip | None = None
-        self._offset = 0  # bytes of the current clip already sent
+        self._reader: _ClipReader | None = None  # the clip playing
         self._silent_frames = self._gap_frames  # ready to start a clip at once
         self._idle = True  # reported idle since the last clip
         self._pts = 0
@@ -98,7 +173,7 @@ class PlayoutTrack(MediaStreamTrack):
             PLAYOUT_SLIPS.inc()
             PLAYOUT_SLIPPED.inc(late)
         pcm = self._next_pcm()
-        self._on_frame(pcm)
+        self._owner.frame_sent(pcm)
         frame = av.AudioFrame.from_ndarray(
             np.frombuffer(pcm, dtype="<i2").reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = RATE
@@ -113,28 +188,42 @@ class PlayoutTrack(MediaStreamTrack):
         return self._t0 + self._pts / RATE
 
     def _next_pcm(self) -> bytes:
-        if self._current is None and self._silent_frames >= self._gap_frames:
+        if self._reader is None and self._silent_frames >= self._gap_frames:
             self._start_next()
-        if self._current is None:
+        reader = self._reader
+        if reader is None:
             self._silent_frames += 1
             if not self._idle and not self._queue and self._silent_frames >= self._gap_frames:
                 self._idle = True
-                self._on_idle()
+                self._owner.idle()
             return _SILENCE
-        chunk = self._current.pcm[self._offset : self._offset + FRAME_BYTES]
-        self._offset += FRAME_BYTES
-        if self._offset >= len(self._current.pcm):
-            self._current = None
+        pcm = reader.next_frame()
+        if reader.clip.complete and not reader.reported_complete:
+            reader.reported_complete = True
+            self._owner.clip_completed(reader.clip, reader.starts_at, reader.duration_ms)
+        if reader.finished:
+            self._reader = None
             self._silent_frames = 0
-        return chunk.ljust(FRAME_BYTES, b"\0")
+            if reader.tempo > 1.0:
+                PLAYOUT_SAVED.inc((reader.clip.duration_ms - reader.duration_ms) / 1000)
+        return pcm
 
     def _start_next(self) -> None:
         starts_at = self._due()
         while self._queue:
             clip = self._queue.pop(0)
             if starts_at - clip.ends_at > self._max_delay:
-                self._on_drop(clip)
+                self._owner.clip_dropped(clip)
                 continue
-            self._current, self._offset, self._idle = clip, 0, False
-            self._on_start(clip, starts_at)
+            tempo = self._tempo(starts_at - clip.ends_at)
+            if tempo > 1.0:
+                PLAYOUT_SPED_UP.inc()
+            self._reader, self._idle = _ClipReader(clip, tempo, starts_at), False
+            self._owner.clip_started(clip, starts_at, self._reader.duration_ms)
             return
+
+    def _tempo(self, late_s: float) -> float:
+        """Faster the further behind the speaker: this clip's lateness plus the clips
+        waiting after it."""
+        behind = late_s + sum(clip.duration_ms for clip in self._queue) / 1000
+        return min(MAX_TEMPO, max(1.0, 1.0 + (behind - RELAXED_LAG_S) / CATCH_UP_S))

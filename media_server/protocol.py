@@ -65,13 +65,15 @@ class ErrorMessage(_Wire):
 
 @dataclass(frozen=True, slots=True)
 class SpeechMessage(_Wire):
-    """A clip of spoken translation starts on the return track now."""
+    """A clip of spoken translation starts on the return track now; a clip that started
+    while still being synthesised is announced again, complete, once it is."""
 
     utterance_id: str
     lang: str
     start_ms: int  # room time (as caption offsets) when the clip starts playing
-    duration_ms: int
+    duration_ms: int  # as it plays (sped up when the listener is behind), so far
     speaker_id: str = ""  # whose words these are
+    complete: bool = True  # False: more audio follows, and a complete message with it
     type: Literal["speech"] = field(default="speech", init=False)
 
 

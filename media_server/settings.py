@@ -85,6 +85,9 @@ class Settings:
 
     # Speech-to-text (local Whisper through CTranslate2).
     stt_model_dir: str = ""  # empty: the Whisper base weights shipped by pip packages
+    # A CTranslate2 Whisper directory for `en` speakers only (an English-only model,
+    # say); empty: the main model serves English too.
+    stt_english_model_dir: str = ""
     stt_threads: int = 2
     stt_beam_size: int = 1
     stt_batch_size: int = 4

@@ -4,7 +4,9 @@ wants to hear it (never the speaker, unless they turned `monitor` on).
 
 One worker per language keeps clips of a language in order and bounds the work a
 room can queue; a language's queue that is full skips the clip (the caption has
-gone out already: captions are never dropped, only their spoken form).
+gone out already: captions are never dropped, only their spoken form). A clip goes
+to its listeners with its first audio (a sentence, for voices that synthesise
+sentence by sentence) and grows as the voice goes on.
 """
 
 from __future__ import annotations
@@ -79,34 +81,36 @@ class SpeechOutput:
         while True:
             request = await queue.get()
             SPEECH_QUEUE.dec()
-            clip = await self._synthesize(request, lang)
-            if clip is not None:
-                for listener in self._listeners(lang, clip.speaker_id):
-                    listener.play(clip)
+            await self._speak(request, lang)
 
-    async def _synthesize(self, request: _Request, lang: str) -> Clip | None:
+    async def _speak(self, request: _Request, lang: str) -> None:
         caption = request.caption
         assert caption.translation is not None
         voice = self._catalog.voice_for(lang)
         if voice is None:
             self._tell(lang, caption.speaker_id,
                        ErrorMessage("no_voice", f"no voice speaks {lang!r} on this server"))
-            return None
+            return
         SYNTHESES.inc()
         started = time.monotonic()
         SPEECH_QUEUE_TIME.observe(started - request.queued_at)
+        clip = Clip(b"", caption.utterance_id, lang, caption.text, caption.speaker_id,
+                    request.ends_at, complete=False)
         try:
-            chunks = [chunk async for chunk in voice.synthesize(caption.translation.text, lang)]
+            async for chunk in voice.synthesize(caption.translation.text, lang):
+                first = not clip.pcm
+                clip.append(resample_pcm(chunk.pcm, chunk.sample_rate, PLAYOUT_RATE))
+                if first and clip.pcm:
+                    for listener in self._listeners(lang, clip.speaker_id):
+                        listener.play(clip)
         except Exception as exc:
             log.warning("synthesis failed", extra={"error": repr(exc), "provider": voice.name,
                                                    "utterance_id": caption.utterance_id})
             self._tell(lang, caption.speaker_id,
                        ErrorMessage("tts_failed", "the spoken translation failed"))
-            return None
+        finally:
+            clip.finish()  # what was synthesised plays; the track ends the clip there
         SYNTHESIS_TIME.observe(time.monotonic() - started)
-        pcm = b"".join(resample_pcm(c.pcm, c.sample_rate, PLAYOUT_RATE) for c in chunks)
-        return Clip(pcm, caption.utterance_id, lang, caption.text, caption.speaker_id,
-                    request.ends_at)
 
     def _tell(self, lang: str, speaker_id: str, message: ErrorMessage) -> None:
         for listener in self._listeners(lang, speaker_id):

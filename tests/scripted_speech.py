@@ -26,6 +26,9 @@ class ScriptedRecognizer:
     def languages(self) -> frozenset[str]:
         return frozenset({"en"})
 
+    def final_like_interim(self, audio_s: float) -> bool:
+        return False  # finals get a sentence, interims nothing
+
     def transcribe(self, requests: Sequence[DecodeRequest]) -> list[Transcript]:
         return [Transcript(self._sentence() if r.final else "") for r in requests]
 

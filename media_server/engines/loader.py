@@ -123,7 +123,9 @@ async def _load(settings: Settings, closers: list[Callable[[], Awaitable[None]]]
             await voice.load_voices()
             voices.append(voice)
         else:
-            local_voices, piper = await load_local_voices()
+            # As many Piper workers as speakers the recogniser carries (finals to speak).
+            local_voices, piper = await load_local_voices(
+                calibration.speakers if calibration else 1)
             closers.append(piper.close)
             voices.extend(local_voices)
 

@@ -44,11 +44,16 @@ async def load_whisper(settings: Settings
 
     def load() -> WhisperRecognizer:
         model_dir = settings.stt_model_dir or whisper_base_dir(settings.data_dir)
-        return WhisperRecognizer(model_dir, settings.stt_threads, settings.stt_beam_size)
+        english = settings.stt_english_model_dir
+        return WhisperRecognizer(model_dir, settings.stt_threads, settings.stt_beam_size,
+                                 language_models={"en": english} if english else None)
 
     recognizer = await asyncio.to_thread(load)
+    # One language per model: English's own, and another for the multilingual one.
+    languages = ["en"] if recognizer.model_dir("en") == recognizer.model_dir("es") \
+        else ["en", "es"]
     calibration = await asyncio.to_thread(calibrate, recognizer,
-                                          settings.stt_interim_interval_ms)
+                                          settings.stt_interim_interval_ms, languages)
     log.info("recogniser calibrated", extra=calibration.describe())
     STT_CALIBRATION.labels("final").set(calibration.final_pass_s)
     STT_CALIBRATION.labels("interim").set(calibration.interim_pass_s)
@@ -86,9 +91,9 @@ async def load_local_translators(closers: list[Callable[[], Awaitable[None]]]
     return translators
 
 
-async def load_local_voices() -> tuple[list[TextToSpeech], PiperTts]:
+async def load_local_voices(piper_workers: int = 1) -> tuple[list[TextToSpeech], PiperTts]:
     """Piper (English), then espeak-ng (about 100 languages) where Debian's package is."""
-    piper = PiperTts()
+    piper = PiperTts(piper_workers)
     await piper.start()
     voices: list[TextToSpeech] = [piper]
     try:

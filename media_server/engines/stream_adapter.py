@@ -4,11 +4,15 @@ Whisper only transcribes whole clips. A stream turns it into live captions:
 - the VAD opens an utterance at speech start (with a little audio before it);
 - while speech goes on, the growing utterance is re-decoded every
   `interim_interval_ms` (latest-wins in the scheduler) and LocalAgreement keeps the
-  agreed words of interims stable;
+  agreed words of interims stable; as interim passes grow costlier (long
+  utterances, a busy decoder) they are spaced further apart, so that a final never
+  waits long behind one;
 - at the first quiet chunk (VAD PAUSE) the utterance so far is decoded at once, as
-  a final candidate; if the quiet lasts to the VAD END the candidate is the final,
-  so decoding overlaps the end-of-speech wait instead of following it; if speech
-  resumes, the candidate's text serves as an interim;
+  a final candidate (or, when the last interim already heard all of the speech and
+  a final would decode it the same way, that interim is the candidate); if the
+  quiet lasts to the VAD END the candidate is the final, so decoding overlaps the
+  end-of-speech wait instead of following it; if speech resumes, the candidate's
+  text serves as an interim;
 - an utterance longer than `max_utterance_ms` is cut and a new one opens.
 """
 
@@ -37,6 +41,9 @@ CONTEXT_CHARS = 400
 # The VAD reports a START up to four 32 ms chunks after the onset it names (it waits
 # for the minimum speech): the pre-roll kept between utterances must cover that.
 _VAD_LAG_SAMPLES = 2048
+# Interims at least this many of their recent passes apart: one stream's interims
+# then keep the decoder busy at most a third of the time.
+INTERIM_SPACING = 3
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,9 @@ class AdaptedStream:
         self._total = 0  # samples pushed so far
         self._speech_start: int | None = None  # open utterance, if any
         self._last_interim = 0
+        # The open utterance's latest interim: its decode, the stream sample its audio
+        # ends at, and its length in seconds.
+        self._interim: tuple[asyncio.Future[Transcript], int, float] | None = None
         self._candidate: _Pending | None = None  # speculative final since the last PAUSE
         self._pending: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._context = ""  # the last finals' text, to condition the next decodes
@@ -132,15 +142,19 @@ class AdaptedStream:
             self._open_utterance(self._total)
         elif self._candidate is None and self._interim_due():
             self._last_interim = self._total
-            future = self._scheduler.submit_interim(self._key, self._request(self._total, False))
+            request = self._request(self._total, False)
+            future = self._scheduler.submit_interim(self._key, request)
+            self._interim = (future, self._total, len(request.audio) / STT_SAMPLE_RATE)
             self._queue(SpeechEventKind.INTERIM, self._total, future)
 
     def _interim_due(self) -> bool:
-        """The first interim once there is `min_interim_ms` of speech, then every interval."""
+        """The first interim once there is `min_interim_ms` of speech, then every interval
+        (or every few recent passes, if they take longer)."""
         assert self._speech_start is not None
         if self._last_interim <= self._speech_start:
             return self._total - self._speech_start >= self._min_interim
-        return self._total - self._last_interim >= self._interval
+        spacing = ms_to_samples(round(INTERIM_SPACING * self._scheduler.interim_pass_s * 1000))
+        return self._total - self._last_interim >= max(self._interval, spacing)
 
     def end(self) -> None:
         if self._ended:
@@ -167,20 +181,33 @@ class AdaptedStream:
         elif self._speech_start is None:
             return  # the utterance was cut at the length bound; its VAD tail follows
         elif event.kind is VadEventKind.PAUSE:
-            future = self._scheduler.submit_final(self._key, self._request(self._total, True))
             self._candidate = _Pending(SpeechEventKind.FINAL, self._speech_start, event.sample,
-                                       future)
+                                       self._final_candidate(event.sample))
         elif event.kind is VadEventKind.RESUME:
-            if self._candidate is not None and self._candidate.future is not None:
-                self._queue(SpeechEventKind.INTERIM, self._total, self._candidate.future)
+            candidate = self._candidate.future if self._candidate is not None else None
+            reused = self._interim is not None and candidate is self._interim[0]
+            if candidate is not None and not reused:  # a reused interim is queued already
+                self._queue(SpeechEventKind.INTERIM, self._total, candidate)
             self._candidate = None
             self._last_interim = self._total
         elif event.kind is VadEventKind.END:
             self._finish_utterance(event.sample)
 
+    def _final_candidate(self, speech_end: int) -> asyncio.Future[Transcript]:
+        """The last interim's decode if it heard all the speech as a final would, else a
+        final's."""
+        if self._interim is not None:
+            future, audio_end, audio_s = self._interim
+            if audio_end >= speech_end and not future.cancelled() \
+                    and self._scheduler.recognizer.final_like_interim(audio_s):
+                self._scheduler.keep_interim(self._key, future)
+                return future
+        return self._scheduler.submit_final(self._key, self._request(self._total, True))
+
     def _open_utterance(self, speech_start: int) -> None:
         self._speech_start = speech_start
         self._last_interim = speech_start  # no interim yet
+        self._interim = None
         self._pending.put_nowait(_Pending(SpeechEventKind.START, speech_start))
 
     def _finish_utterance(self, speech_end: int) -> None:

@@ -111,6 +111,11 @@ class BatchRecognizer(Protocol):
 
     name: str
 
+    def final_like_interim(self, audio_s: float) -> bool:
+        """Is a final of this much audio decoded exactly as an interim of it (same
+        search, same window)? Then an interim that heard all of an utterance's speech
+        serves as its final."""
+
     def languages(self) -> frozenset[str]: ...
 
     def transcribe(self, requests: Sequence[DecodeRequest]) -> list[Transcript]: ...

