@@ -8,7 +8,9 @@ caption, -> translated final, -> the `speech` message of its clip (the clip's fi
 audio is due), and the server's CPU and RSS. Latencies are also given as ratios to
 the machine's yardstick (a plain faster-whisper decode of the same phrases, timed
 first). Targets: no drift (the last minute's p95 within 1.2x the first's), translated
-final p95 <= 2 s, clip start p95 <= 3 s, RSS flat.
+final p95 <= 2 s, clip start p95 <= 3 s, RSS flat. Last, from the server's
+`/metrics`: how long finals waited for the recogniser, and the clips played faster
+or dropped to keep up.
 
 Two speakers need `MAX_SPEAKERS=2` here: this machine's calibration admits one.
 
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -132,6 +135,7 @@ async def run(minutes_count: int) -> None:
                                     target_lang="en", monitor=False)
             await asyncio.sleep(len(first) / RATE + 6)
             sampler.cancel()
+            server_figures = await scrape(http, url)
             t0s = [s.track._t0 for s in speakers if s.track is not None and s.track._t0]
             collect(listeners, min(t0s), started, minutes)
             for client in [*speakers, *listeners]:
@@ -150,6 +154,32 @@ async def run(minutes_count: int) -> None:
               f"translated p95 {percentile(translated, 95):.2f} s (target <= 2); clip start "
               f"p95 {percentile(clip_starts, 95):.2f} s (target <= 3); RSS "
               f"{minutes[0].rss_mb:.0f} -> {minutes[-1].rss_mb:.0f} MB")
+    print(server_figures)
+
+
+async def scrape(http: aiohttp.ClientSession, url: str) -> str:
+    """The server's own view: how long finals waited for the recogniser (behind an
+    interim, or other finals), and what the return tracks did to keep up."""
+    async with http.get(url + "/metrics") as resp:
+        families = {f.name: f for f in text_string_to_metric_families(await resp.text())}
+
+    def total(name: str) -> float:
+        return sum(s.value for s in families[name].samples if s.name.endswith("_total"))
+
+    waits = [(float(s.labels["le"]), s.value) for s in
+             families["live_interpreter_stt_final_wait_seconds"].samples
+             if s.name.endswith("_bucket")]
+    return (f"server: finals waited for the recogniser p50 <= {_bucket_quantile(waits, 0.5)} s, "
+            f"p95 <= {_bucket_quantile(waits, 0.95)} s; clips sped up "
+            f"{total('live_interpreter_playout_sped_up_clips'):.0f}, saving "
+            f"{total('live_interpreter_playout_saved_seconds'):.1f} s; stale clips dropped "
+            f"{total('live_interpreter_stale_clips_dropped'):.0f}")
+
+
+def _bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """The upper bound of the histogram bucket holding quantile `q`."""
+    count = max(value for _, value in buckets)
+    return next(bound for bound, value in sorted(buckets) if value >= q * count)
 
 
 def main() -> None:

@@ -346,6 +346,11 @@ def _is_bye(message: str | bytes) -> bool:
         return False
 
 
+# Hypothesis draws in a worker thread while the event loop's peers (aioice, SCTP) use
+# the global `random`; Hypothesis takes that for the strategies using it.
+@pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning")
 async def test_data_channel_messages(fuzzed: Server, troubles: _Troubles) -> None:
     async with aiohttp.ClientSession(headers=bearer(role="listener")) as http:
         client = CaptionClient(fuzzed.url, http)

@@ -6,10 +6,12 @@ windows, and the encoder's cost follows the window. Windows fitted to the audio
 make Whisper say a short phrase two or three times over ("Thank you. Thank you.
 Thank you."); `bench/windows.py` measured what stops it on JFK and on espeak-ng and
 Piper phrases of 1-11 s: bounding tokens by the audio's length, a repetition
-penalty and `no_repeat_ngram_size` do not (WER 24-84 %), a window of at least 6 s
-does (WER as with 10 s, no loops in 106 passes, passes ~25 % cheaper). Sentences
-still said twice in more words than the audio can hold are said once. Several
-streams' requests are decoded in one batched `generate` call.
+penalty and `no_repeat_ngram_size` do not (WER 13-84 %); a window of at least 6 s
+does offline (WER as with 10 s, one loop in 106 passes, passes ~25 % cheaper), but
+through Opus in a room a 6 s final said a sentence twice, so interims (most passes)
+get 6 s and finals keep 10 s. Sentences still said twice in more words than the
+audio can hold are said once. Several streams' requests are decoded in one batched
+`generate` call.
 """
 
 from __future__ import annotations
