@@ -6,7 +6,7 @@ the translated final, and -> the first audible sample of the spoken translation 
 the return track as the receiving peer gets it. Prints p50/p95 in seconds and as
 ratios to the machine's yardstick (a plain faster-whisper decode, timed in the run).
 
-    .venv/bin/python bench/latency.py [--rounds 2] [--pairs en:en,en:pt,en:es,es:en]
+    .venv/bin/python bench/latency.py [--rounds 2] [--pairs en:en,en:pt,en:es,es:en] [--each]
 """
 
 from __future__ import annotations
@@ -85,6 +85,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--pairs", default="en:en,en:pt,en:es,es:en")
+    parser.add_argument("--each", action="store_true",
+                        help="also print each phrase's end of speech -> final, per round")
     args = parser.parse_args()
     url = f"http://127.0.0.1:{PORT}"
     stick = yardstick(phrases("en"))
@@ -105,6 +107,8 @@ async def main() -> None:
             audible: list[float] = []
             for _ in range(args.rounds):
                 f, i, a = await one_round(url, clips, source, target)
+                if args.each:
+                    print(f"  {source}:{target} finals: " + " ".join(f"{x:.2f}" for x in f))
                 finals += f
                 interims += i
                 audible += a
