@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fractions
+
 import av
 import numpy as np
 
@@ -40,13 +42,22 @@ def ms_to_samples(ms: int, rate: int = STT_SAMPLE_RATE) -> int:
     return ms * rate // 1000
 
 
+def mono_frame(pcm: bytes, rate: int, pts: int | None = None) -> av.AudioFrame:
+    """Mono s16 PCM as an av.AudioFrame; with `pts`, timed in samples (1/rate)."""
+    samples = np.frombuffer(pcm, dtype="<i2").reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+    frame.sample_rate = rate
+    if pts is not None:
+        frame.pts = pts
+        frame.time_base = fractions.Fraction(1, rate)
+    return frame
+
+
 def resample_pcm(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
     """Mono s16 PCM from one rate to another (a whole clip at once)."""
     if from_rate == to_rate or not pcm:
         return pcm
-    samples = np.frombuffer(pcm, dtype="<i2").reshape(1, -1)
-    frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
-    frame.sample_rate = from_rate
+    frame = mono_frame(pcm, from_rate)
     resampler = av.AudioResampler(format="s16", layout="mono", rate=to_rate)
     out = [*resampler.resample(frame), *resampler.resample(None)]
     return b"".join(f.to_ndarray().tobytes() for f in out)

@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import fractions
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import av
-import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from media_server.audio import mono_frame
 from media_server.metrics import (
     PLAYOUT_SAVED,
     PLAYOUT_SLIPPED,
@@ -174,11 +173,7 @@ class PlayoutTrack(MediaStreamTrack):
             PLAYOUT_SLIPPED.inc(late)
         pcm = self._next_pcm()
         self._owner.frame_sent(pcm)
-        frame = av.AudioFrame.from_ndarray(
-            np.frombuffer(pcm, dtype="<i2").reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, RATE)
+        frame = mono_frame(pcm, RATE, self._pts)
         self._pts += FRAME_SAMPLES
         return frame
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import fractions
 
 import av
-import numpy as np
+
+from media_server.audio import mono_frame
 
 MAX_TEMPO = 1.25  # faster than this, synthesised speech gets hard to follow
 
@@ -30,13 +31,8 @@ class Stretcher:
 
     def push(self, pcm: bytes) -> bytes:
         """Stretch more input; returns what output is ready (the filter keeps a little)."""
-        samples = np.frombuffer(pcm, dtype="<i2").reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
-        frame.sample_rate = self._rate
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, self._rate)
-        self._pts += samples.shape[1]
-        self._graph.push(frame)
+        self._graph.push(mono_frame(pcm, self._rate, self._pts))
+        self._pts += len(pcm) // 2
         return self._pull()
 
     def flush(self) -> bytes:

@@ -72,14 +72,19 @@ def _at(chunk: int) -> int:
     return chunk * CHUNK
 
 
+def _speech(until: int, ends_at: int) -> dict[int, list[VadEvent]]:
+    """Speech from the first chunk to chunk `until`: the VAD's PAUSE comes a chunk
+    later, its END at chunk `ends_at`."""
+    return {1: [VadEvent(VadEventKind.START, 0)],
+            until + 1: [VadEvent(VadEventKind.PAUSE, _at(until))],
+            ends_at: [VadEvent(VadEventKind.END, _at(until))]}
+
+
 async def test_an_interim_that_heard_all_the_speech_is_the_final() -> None:
     """Speech from chunk 1 to 20; the interim due at chunk 20 (400 ms) heard all of it,
     so the PAUSE a chunk later takes it as the final instead of decoding again."""
     recognizer = CountingRecognizer(final_pass_differs=False)
-    events = {1: [VadEvent(VadEventKind.START, 0)],
-              21: [VadEvent(VadEventKind.PAUSE, _at(20))],
-              30: [VadEvent(VadEventKind.END, _at(20))]}
-    said = await _run(recognizer, events, 40)
+    said = await _run(recognizer, _speech(until=20, ends_at=30), 40)
     assert recognizer.passes == [False]  # one interim pass, no final pass
     assert said == ["interim:heard 6400 samples", "final:heard 6400 samples"]
 
@@ -87,20 +92,14 @@ async def test_an_interim_that_heard_all_the_speech_is_the_final() -> None:
 async def test_an_interim_that_missed_the_end_of_speech_is_not_the_final() -> None:
     """Speech goes on 100 ms past the interim: the final decodes all of it."""
     recognizer = CountingRecognizer(final_pass_differs=False)
-    events = {1: [VadEvent(VadEventKind.START, 0)],
-              26: [VadEvent(VadEventKind.PAUSE, _at(25))],
-              35: [VadEvent(VadEventKind.END, _at(25))]}
-    said = await _run(recognizer, events, 40)
+    said = await _run(recognizer, _speech(until=25, ends_at=35), 40)
     assert recognizer.passes == [False, True]
     assert said == ["interim:heard 6400 samples", "final:heard 8320 samples"]
 
 
 async def test_a_costlier_final_search_is_never_replaced_by_an_interim() -> None:
     recognizer = CountingRecognizer(final_pass_differs=True)
-    events = {1: [VadEvent(VadEventKind.START, 0)],
-              21: [VadEvent(VadEventKind.PAUSE, _at(20))],
-              30: [VadEvent(VadEventKind.END, _at(20))]}
-    said = await _run(recognizer, events, 40)
+    said = await _run(recognizer, _speech(until=20, ends_at=30), 40)
     assert recognizer.passes == [False, True]
     assert said == ["interim:heard 6400 samples", "final:heard 6720 samples"]
 
