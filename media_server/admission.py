@@ -36,7 +36,8 @@ class SpeakerSlots:
         if len(self._holders) >= self.capacity:
             raise Unavailable(
                 "stt_capacity",
-                f"speech recognition is at capacity ({self.capacity} speakers); try again later",
+                f"speech recognition is at capacity ({self.capacity} "
+                f"speaker{'' if self.capacity == 1 else 's'}); try again later",
             )
         if self._scheduler is not None and self._scheduler.final_backlog_s > self._max_wait:
             raise Unavailable(
