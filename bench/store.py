@@ -24,11 +24,11 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import percentile
-from media_server.store.base import Store
-from media_server.store.postgres import PostgresStore
-from media_server.store.records import SessionRecord, StoreRecord, UtteranceRecord
-from media_server.store.sqlite import SqliteStore
-from media_server.store.writer import WriteBehind
+from history.base import Store
+from history.postgres import PostgresStore
+from history.records import SessionRecord, StoreRecord, UtteranceRecord
+from history.sqlite import SqliteStore
+from history.writer import WriteBehind
 
 PACE = 100  # finals a second
 

@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import cpu_seconds, percentile, rss_mb, server_process, wait_ready
 from media_server.engines.catalog import EngineCatalog
-from media_server.engines.decode_scheduler import DecodeScheduler
 from media_server.engines.loader import Engines, load_engines
-from media_server.engines.stream_adapter import AdapterConfig, StreamAdapter
 from media_server.engines.stt.base import DecodeRequest, SpeechEventKind, Transcript
+from media_server.engines.stt.decode_scheduler import DecodeScheduler
+from media_server.engines.stt.stream_adapter import AdapterConfig, StreamAdapter
 from media_server.engines.vad.segmenter import SpeechSegmenter
 from media_server.engines.vad.silero_onnx import SileroOnnx, load_session
 from media_server.settings import Settings
@@ -69,8 +69,8 @@ async def serve_media_path(port: int) -> None:
     scheduler.start()
     session = load_session()
     stt = StreamAdapter(scheduler, lambda: SpeechSegmenter(SileroOnnx(session)), AdapterConfig())
-    catalog = EngineCatalog(stt.languages(), translators=[], voices=[])
-    app = create_app(settings, engines=Engines(stt=stt, catalog=catalog, scheduler=scheduler),
+    catalog = EngineCatalog(stt, translators=[], voices=[])
+    app = create_app(settings, engines=Engines(catalog=catalog, scheduler=scheduler),
                      dev=True)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -144,7 +144,7 @@ async def _speakers(engines: Engines, n: int, pcm: np.ndarray) -> tuple[list[flo
     async def speaker(offset_s: float) -> None:
         nonlocal interims
         await asyncio.sleep(offset_s)  # speakers do not all pause at the same instant
-        stream = engines.stt.open_stream("en")
+        stream = engines.catalog.stt.open_stream("en")
         t0 = time.monotonic()
 
         async def feed() -> None:

@@ -9,7 +9,7 @@ loaded) longer than `max_final_wait_s`. `check` says at creation whether one wou
 
 from __future__ import annotations
 
-from media_server.engines.decode_scheduler import DecodeScheduler
+from media_server.engines.stt.decode_scheduler import DecodeScheduler
 from media_server.errors import Unavailable
 
 

@@ -1,4 +1,5 @@
-"""Errors a client can cause, with a stable code and the HTTP status that fits them."""
+"""Errors a client can cause in a session, with a stable code and the HTTP status that
+fits them (the HTTP layer's own are in `signaling/errors.py`)."""
 
 from __future__ import annotations
 
@@ -16,32 +17,12 @@ class BadRequest(InterpreterError):
     status = 400
 
 
-class Unauthorized(InterpreterError):
-    status = 401
-
-
-class Forbidden(InterpreterError):
-    status = 403
-
-
 class NotFound(InterpreterError):
     status = 404
 
 
 class Conflict(InterpreterError):
     status = 409
-
-
-class PreconditionFailed(InterpreterError):
-    status = 412
-
-
-class UnsupportedMediaType(InterpreterError):
-    status = 415
-
-
-class Unprocessable(InterpreterError):
-    status = 422
 
 
 class TooManyRequests(InterpreterError):

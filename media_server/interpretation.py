@@ -1,92 +1,97 @@
 """One speaker's captions -> every language read in the room.
 
 Finals are translated (once per target language, concurrently) before they go
-out, then archived (the store) and spoken. Interims go out at once in the original
+out, then kept (the store) and spoken. Interims go out at once in the original
 and again with their translations (latest wins, at most every `interval_ms`). A
 translation that fails on every provider (the chain's deadlines included) leaves its
-readers with the original and an error saying so.
+readers with the original and an error saying so. Every caption leaves through this
+class's `CaptionRevisions`, the one place that numbers them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from media_server.captions import CaptionBuilder
-from media_server.engines.catalog import EngineCatalog
+from media_server.captions import CaptionRevisions
+from media_server.engines.translate.base import Translator
 from media_server.metrics import (
     CAPTION_OVERHEAD,
     TRANSLATED_LAG,
     TRANSLATION_TIME,
     TRANSLATIONS,
 )
-from media_server.participant import Participant
-from media_server.protocol import CaptionMessage, ErrorMessage, StateMessage, Translation
-from media_server.room import Room
-from media_server.store.records import UtteranceRecord
+from media_server.pipeline import Speaker
+from media_server.protocol import CaptionMessage, ErrorMessage, ServerMessage, Translation
+from media_server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Outlets:
+    """Where an interpreter's work goes: in a session, the room's."""
+
+    readers: Callable[[], set[str]]  # the languages read now
+    # Each reader gets the version in their language, else the original (None: nothing).
+    broadcast: Callable[[CaptionMessage | None, dict[str, CaptionMessage]], None]
+    tell_readers_of: Callable[[str, ServerMessage], None]  # (language, message)
+    keep: Callable[[CaptionMessage, dict[str, str]], None]  # a final and its translations
+    speak: Callable[[CaptionMessage, float], None]  # a translated final, when speech ended
+    wall_time: Callable[[int], float]  # the monotonic time of a point on the room's clock
+
+
 class Interpreter:
-    def __init__(
-        self,
-        catalog: EngineCatalog,
-        captions: CaptionBuilder,
-        room: Room,
-        speaker: Participant,
-        interval_ms: int = 300,
-        engine: str = "",
-    ) -> None:
-        self._catalog = catalog
-        self._engine = engine  # the speech provider, kept with each final
-        self._captions = captions
-        self._room = room
+    def __init__(self, speaker: Speaker, outlets: Outlets, *,
+                 translator_for: Callable[[str, str], Translator | None],
+                 interval_ms: int = 300) -> None:
         self._speaker = speaker
+        self._out = outlets
+        self._translator_for = translator_for
         self._interval = interval_ms / 1000
+        self._revisions = CaptionRevisions()
         self._latest: CaptionMessage | None = None
         self._wake = asyncio.Event()
         self._debouncer = asyncio.create_task(self._translate_interims(), name="interims")
 
     async def aclose(self) -> None:
-        self._debouncer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._debouncer
+        """Stop; an utterance still open (the speaker left mid-sentence) is closed on
+        everyone's screen."""
+        await cancel_and_wait(self._debouncer)
+        closing = self._revisions.close()
+        if closing is not None:
+            self._out.broadcast(closing, {})
 
     async def on_caption(self, caption: CaptionMessage) -> None:
-        targets = self._room.target_languages() - {caption.lang}
-        if not caption.text:
-            self._room.broadcast(caption, {})  # an empty final closes what is on screen
-            return
-        if caption.status == "interim":
-            self._room.broadcast(caption, {})
-            if targets:  # its translations follow, latest first
+        targets = self._out.readers() - {caption.lang}
+        if not caption.text or caption.status == "interim":
+            # An interim goes out at once and its translations follow, latest first; an
+            # empty final closes what is on screen.
+            self._out.broadcast(self._revisions.number(caption), {})
+            if caption.text and targets:
                 self._latest = caption
                 self._wake.set()
             return
         self._latest = None
+        final = self._revisions.number(caption)  # translated interims of it are now late
         if targets:
-            self._speaker.send(StateMessage("translating"))
-        translations = await self._translate(caption, targets)
+            self._speaker.speaker_state("translating")
+        translations = await self._translate(final, targets)
         translated_at = time.monotonic()
-        translated = {lang: dataclasses.replace(caption, translation=Translation(lang, text))
+        translated = {lang: dataclasses.replace(final, translation=Translation(lang, text))
                       for lang, text in translations.items()}
-        self._room.broadcast(caption, translated)
+        self._out.broadcast(final, translated)
         CAPTION_OVERHEAD.observe(time.monotonic() - translated_at)
-        ends_at = self._room.wall_time(caption.end_ms)
+        ends_at = self._out.wall_time(caption.end_ms)
         if translated:
             TRANSLATED_LAG.observe(max(0.0, time.monotonic() - ends_at))
-        self._room.archive(UtteranceRecord(
-            session_id=self._speaker.info.id, utterance_id=caption.utterance_id,
-            room=self._room.name, speaker_id=caption.speaker_id, speaker=caption.speaker,
-            lang=caption.lang, text=caption.text, start_ms=caption.start_ms,
-            end_ms=caption.end_ms, engine=self._engine, created_at=time.time(),
-            translations=translations))
+        self._out.keep(final, translations)
         for version in translated.values():
-            self._room.speech.speak(version, ends_at)
+            self._out.speak(version, ends_at)
 
     async def _translate(self, caption: CaptionMessage, targets: set[str]) -> dict[str, str]:
         """The caption's text in each target language that could be translated."""
@@ -95,7 +100,7 @@ class Interpreter:
         return {lang: text for lang, text in zip(langs, results, strict=True) if text is not None}
 
     async def _translate_one(self, caption: CaptionMessage, target: str) -> str | None:
-        translator = self._catalog.translator_for(caption.lang, target)
+        translator = self._translator_for(caption.lang, target)
         if translator is None:
             return None  # nobody serves the pair: its readers get the original
         TRANSLATIONS.labels(caption.status).inc()
@@ -106,7 +111,7 @@ class Interpreter:
             log.warning("translation failed", extra={
                 "error": repr(exc), "provider": translator.name, "target": target,
                 "utterance_id": caption.utterance_id})
-            self._room.tell_readers_of(target, ErrorMessage(
+            self._out.tell_readers_of(target, ErrorMessage(
                 "translation_failed", f"could not translate into {target!r}; showing the original"))
             return None
         if caption.status == "final":
@@ -121,12 +126,12 @@ class Interpreter:
             if caption is None:
                 continue
             started = time.monotonic()
-            targets = self._room.target_languages() - {caption.lang}
+            targets = self._out.readers() - {caption.lang}
             translations = await self._translate(caption, targets)
             revised = {}
             for lang, text in translations.items():
-                revision = self._captions.revise(caption, Translation(lang, text))
+                revision = self._revisions.translated(caption, Translation(lang, text))
                 if revision is not None:
                     revised[lang] = revision
-            self._room.broadcast(None, revised)
+            self._out.broadcast(None, revised)
             await asyncio.sleep(max(0.0, self._interval - (time.monotonic() - started)))

@@ -9,11 +9,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from history.records import SessionDescription
 from media_server.channel import MessageChannel
 from media_server.echo_guard import EchoGuard
 from media_server.metrics import SPEECH_DELAY, STALE_CLIPS
 from media_server.playout import Clip, PlayoutTrack
-from media_server.protocol import ParticipantInfo, ServerMessage, SpeechMessage, StateMessage
+from media_server.protocol import (
+    ParticipantInfo,
+    PlayoutState,
+    PlayoutStateMessage,
+    ServerMessage,
+    SpeakerState,
+    SpeakerStateMessage,
+    SpeechMessage,
+    StateMessage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +44,17 @@ class SessionInfo:
     owner: str = ""  # whose it is (a token's subject, or the token); empty under --dev
     meeting: str = ""  # the room's meeting this session is part of
 
+    def description(self, target_lang: str) -> SessionDescription:
+        """What history keeps and a resumed session starts from; `target_lang` as it
+        is now (the participant may have changed it)."""
+        return SessionDescription(
+            session_id=self.id, room=self.room, participant_id=self.participant_id,
+            name=self.name, source_lang=self.source_lang, target_lang=target_lang,
+            speak=self.speak, kind=self.kind, meeting=self.meeting)
+
 
 class Participant:
-    def __init__(self, info: SessionInfo, clock_ms: Callable[[], int],
+    def __init__(self, info: SessionInfo, clock_ms: Callable[[], int], *,
                  clip_gap_ms: int = 300, max_clip_delay_s: float = 10.0) -> None:
         self.info = info
         self.target_lang = info.target_lang
@@ -56,8 +74,27 @@ class Participant:
         return ParticipantInfo(self.id, self.info.name, self.info.source_lang,
                                self.target_lang, self.info.speak)
 
+    def description(self) -> SessionDescription:
+        return self.info.description(self.target_lang)
+
     def send(self, message: ServerMessage) -> None:
         self.channel.send(message)
+
+    # -- the two client states (and the one-field `state` of earlier releases) ------
+
+    def speaker_state(self, state: SpeakerState) -> None:
+        self.send(SpeakerStateMessage(state))
+        self.send(StateMessage(state))
+
+    def playout_state(self, state: PlayoutState) -> None:
+        self.send(PlayoutStateMessage(state))
+        self.send(StateMessage(state))
+
+    def connected(self) -> None:
+        """The connection is up: both machines start idle."""
+        self.send(SpeakerStateMessage("idle"))
+        self.send(PlayoutStateMessage("idle"))
+        self.send(StateMessage("idle"))
 
     def hears(self, lang: str, speaker_id: str) -> bool:
         """Would a clip in `lang` of this speaker's words reach this participant?
@@ -83,7 +120,7 @@ class Participant:
         SPEECH_DELAY.observe(max(0.0, starts_at - clip.ends_at))
         self.echo_guard.clip_started(duration_ms / 1000, clip.source_text)
         self.send(self._speech_message(clip, starts_at, duration_ms))
-        self.send(StateMessage("speaking"))
+        self.playout_state("speaking")
 
     def clip_completed(self, clip: Clip, starts_at: float, duration_ms: int) -> None:
         self.echo_guard.clip_grew(duration_ms / 1000)
@@ -95,7 +132,7 @@ class Participant:
                                                         "participant": self.id})
 
     def idle(self) -> None:
-        self.send(StateMessage("idle"))
+        self.playout_state("idle")
 
     def frame_sent(self, pcm: bytes) -> None:
         self.echo_guard.played(pcm)

@@ -27,12 +27,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
 
-from media_server.captions import CaptionBuilder
 from media_server.engines.catalog import EngineCatalog
-from media_server.engines.stt.base import SpeechToText
 from media_server.errors import BadRequest, Conflict, InterpreterError
 from media_server.ice_addresses import announce
-from media_server.interpretation import Interpreter
 from media_server.log import session_id_var
 from media_server.metrics import AUDIO_DROPPED, AUDIO_RECEIVED, CHANNEL_MESSAGES_REFUSED
 from media_server.offer import check_offer
@@ -48,11 +45,12 @@ from media_server.protocol import (
     SetLanguage,
     SetMonitor,
     SetTts,
-    StateMessage,
     parse_client_message,
 )
 from media_server.remote_candidates import MAX_CANDIDATES, RemoteCandidates
 from media_server.room import Room
+from media_server.speaker_chain import SpeakerChain, speaker_chain
+from media_server.tasks import cancel_and_wait
 from media_server.token_bucket import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -102,18 +100,16 @@ class Peer:
         self,
         participant: Participant,
         room: Room,
-        stt: SpeechToText | None,
+        *,
         catalog: EngineCatalog,
         limits: PeerConfig,
         on_closed: Callable[[Peer], Awaitable[None]],
         rtc_config: RTCConfiguration,
-        *,
         admit: Callable[[Peer], None] = lambda peer: None,
     ) -> None:
         self.participant = participant
         self.info = participant.info
         self.room = room
-        self._stt = stt
         self._catalog = catalog
         self._limits = limits
         self._on_closed = on_closed
@@ -134,17 +130,20 @@ class Peer:
         # Inactivity is judged only on what shows activity: a data channel (pings) or
         # incoming media. A WHEP player has neither; ICE consent checks end it.
         self._watch_activity = False
-        self._pipeline: SpeakerPipeline | None = None
-        self._captions: CaptionBuilder | None = None
-        self._interpreter: Interpreter | None = None
+        self._chain: SpeakerChain | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         session_id_var.set(self.info.id)
         self._spawn(self._watchdog(), "watchdog")
 
     @property
+    def chain(self) -> SpeakerChain | None:
+        """The speaker chain, once the speaker's audio track has arrived."""
+        return self._chain
+
+    @property
     def utterances_said(self) -> int:
         """Including those said before a resume: where the numbering goes on."""
-        return self._captions.said if self._captions is not None else self.info.said_before
+        return self._chain.captions.said if self._chain is not None else self.info.said_before
 
     # -- signaling ------------------------------------------------------------
 
@@ -207,7 +206,7 @@ class Peer:
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             self._watch_activity = True
-            if track.kind == "audio" and self.info.speak and self._pipeline is None:
+            if track.kind == "audio" and self.info.speak and self._chain is None:
                 self._start_pipeline(track)
             else:
                 self._spawn(self._drain(track), "drain")
@@ -219,26 +218,18 @@ class Peer:
             if state == "connected":
                 self._connected = True
                 self._last_activity = time.monotonic()
-                self.participant.send(StateMessage("idle"))
+                self.participant.connected()
             elif state in ("failed", "closed"):
                 await self.close(f"connection {state}")
 
     # -- media --------------------------------------------------------------------
 
     def _start_pipeline(self, track: MediaStreamTrack) -> None:
-        assert self._stt is not None
-        info = self.info
-        stream = self._stt.open_stream(info.source_lang, model=info.stt_model)
-        captions = self._captions = CaptionBuilder(info.participant_id, info.name,
-                                                   info.source_lang, said=info.said_before)
-        self._interpreter = Interpreter(self._catalog, captions, self.room, self.participant,
-                                        self._limits.interim_translation_interval_ms,
-                                        self._stt.name)
-        self._pipeline = SpeakerPipeline(stream, captions, self.participant.send,
-                                         self._interpreter, self.participant.echo_guard,
-                                         self.room.clock_ms)
-        self._spawn(self._pipeline.run(), "pipeline")
-        self._spawn(self._receive(track, self._pipeline), "receive")
+        chain = self._chain = speaker_chain(
+            self.participant, self.room, self._catalog,
+            interim_interval_ms=self._limits.interim_translation_interval_ms)
+        self._spawn(chain.pipeline.run(), "pipeline")
+        self._spawn(self._receive(track, chain.pipeline), "receive")
 
     async def _receive(self, track: MediaStreamTrack, pipeline: SpeakerPipeline) -> None:
         real_time = TokenBucket(MAX_AUDIO_SPEED, AUDIO_BURST_S)
@@ -334,15 +325,9 @@ class Peer:
         self._closing = True
         self.close_reason = reason
         log.info("closing session", extra={"reason": reason})
-        current = asyncio.current_task()
-        others = [t for t in self._tasks if t is not current]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
-        if self._pipeline is not None:
-            await self._pipeline.aclose()
-        if self._interpreter is not None:
-            await self._interpreter.aclose()
+        await cancel_and_wait(*self._tasks)
+        if self._chain is not None:
+            await self._chain.aclose()
         self.participant.close()
         await self.pc.close()
         try:

@@ -1,4 +1,6 @@
-"""One speaker's chain: received frames -> 16 kHz PCM -> speech stream -> captions."""
+"""One speaker's pipeline: received frames -> 16 kHz PCM -> speech stream -> captions,
+handed to the interpreter. The speaker is told what their recognition is doing
+(`speaker_state`) and when it fails or falls behind."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from media_server.echo_guard import EchoGuard
 from media_server.engines.stt.base import SpeechEventKind, SpeechStream, SpeechStreamFailed
 from media_server.log import utterance_id_var
 from media_server.metrics import CAPTIONS, RECOGNITION_LAG
-from media_server.protocol import CaptionMessage, ErrorMessage, ServerMessage, StateMessage
+from media_server.protocol import CaptionMessage, ErrorMessage, ServerMessage, SpeakerState
 
 log = logging.getLogger(__name__)
 
@@ -26,25 +28,26 @@ BEHIND_WARNING_INTERVAL_S = 30.0
 
 
 class CaptionSink(Protocol):
-    """Where captions go: the room's interpreter, or (alone, untranslated) the speaker."""
+    """Where captions go (the interpreter)."""
 
     async def on_caption(self, caption: CaptionMessage) -> None: ...
 
 
+class Speaker(Protocol):
+    """What the speaker is told about their own recognition."""
+
+    def send(self, message: ServerMessage) -> None: ...
+
+    def speaker_state(self, state: SpeakerState) -> None: ...
+
+
 class SpeakerPipeline:
-    def __init__(
-        self,
-        stream: SpeechStream,
-        captions: CaptionBuilder,
-        send: Callable[[ServerMessage], None],
-        interpreter: CaptionSink | None = None,
-        echo_guard: EchoGuard | None = None,
-        clock_ms: Callable[[], int] | None = None,
-    ) -> None:
+    def __init__(self, stream: SpeechStream, captions: CaptionBuilder, sink: CaptionSink, *,
+                 speaker: Speaker, echo_guard: EchoGuard, clock_ms: Callable[[], int]) -> None:
         self._stream = stream
         self._captions = captions
-        self._send = send  # to the speaker: state and errors
-        self._interpreter = interpreter
+        self._sink = sink
+        self._speaker = speaker
         self._echo_guard = echo_guard
         self._clock_ms = clock_ms  # the room's: where this speaker's audio starts on it
         self._resampler = PcmResampler()
@@ -60,10 +63,9 @@ class SpeakerPipeline:
         if not isinstance(frame, av.AudioFrame):
             return  # aiortc types recv() loosely; an audio track only gives AudioFrames
         pcm = self._resampler.convert(frame)
-        if self._samples_in == 0 and self._clock_ms is not None:
+        if self._samples_in == 0:
             self._captions.offset_ms = self._clock_ms()
-        if self._echo_guard is not None:
-            self._echo_guard.heard(self.audio_ms, pcm)
+        self._echo_guard.heard(self.audio_ms, pcm)
         self._samples_in += len(pcm) // 2
         self._stream.push(pcm)
 
@@ -71,39 +73,28 @@ class SpeakerPipeline:
         self._stream.end()
 
     async def aclose(self) -> None:
-        """Stop; an utterance still open (the speaker left mid-sentence) is closed on
-        everyone's screen."""
         await self._stream.aclose()
-        closing = self._captions.close()
-        if closing is not None:
-            await self._deliver(closing)
-
-    async def _deliver(self, caption: CaptionMessage) -> None:
-        if self._interpreter is None:
-            self._send(caption)
-        else:
-            await self._interpreter.on_caption(caption)
 
     async def run(self) -> None:
-        """Turn the stream's events into messages until the stream ends."""
+        """Turn the stream's events into captions until the stream ends."""
         try:
             await self._follow()
         except SpeechStreamFailed as exc:
             log.error("speech recognition failed", extra={"error": str(exc)})
-            self._send(ErrorMessage("stt_failed",
-                                    "speech recognition failed; captions have stopped"))
+            self._speaker.send(ErrorMessage("stt_failed",
+                                            "speech recognition failed; captions have stopped"))
 
     async def _follow(self) -> None:
+        guard = self._echo_guard
         async for event in self._stream:
             if event.kind is SpeechEventKind.START:
-                self._send(StateMessage("listening"))
+                self._speaker.speaker_state("listening")
                 continue
             if event.kind is SpeechEventKind.END:
                 break
-            if self._echo_guard is not None and event.text and \
-                    self._echo_guard.is_echo(event.start_ms, event.end_ms, event.text):
+            if event.text and guard.is_echo(event.start_ms, event.end_ms, event.text):
                 log.info("our own speech heard back; not captioned (correlation %.2f at %.2f s)",
-                         self._echo_guard.last_correlation or 0, self._echo_guard.last_delay_s or 0,
+                         guard.last_correlation or 0, guard.last_delay_s or 0,
                          extra={"kind": str(event.kind), "text": event.text})
                 if event.kind is SpeechEventKind.INTERIM:
                     continue
@@ -112,17 +103,15 @@ class SpeakerPipeline:
             if caption is None:
                 continue
             CAPTIONS.labels(caption.status).inc()
-            await self._deliver(caption)
+            await self._sink.on_caption(caption)
             if caption.status == "final" and caption.text:
                 utterance_id_var.set(caption.utterance_id)
                 lag_ms = self.audio_ms - event.end_ms
                 RECOGNITION_LAG.observe(max(0, lag_ms) / 1000)
-                guard = self._echo_guard
-                log.info("final caption (echo correlation %s)",
-                         None if guard is None else guard.last_correlation, extra={
+                log.info("final caption (echo correlation %s)", guard.last_correlation, extra={
                     "text": caption.text, "start_ms": caption.start_ms,
                     "end_ms": caption.end_ms, "lag_ms": lag_ms})
-                self._send(StateMessage("idle"))
+                self._speaker.speaker_state("idle")
                 self._warn_if_behind(lag_ms)
 
     def _warn_if_behind(self, lag_ms: int) -> None:
@@ -130,7 +119,7 @@ class SpeakerPipeline:
         if lag_ms > BEHIND_MS and now - self._last_behind_warning > BEHIND_WARNING_INTERVAL_S:
             self._last_behind_warning = now
             log.warning("recognition is behind", extra={"lag_ms": lag_ms})
-            self._send(ErrorMessage(
+            self._speaker.send(ErrorMessage(
                 "stt_behind",
                 f"speech recognition is {lag_ms / 1000:.1f} s behind; captions are delayed",
             ))

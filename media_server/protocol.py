@@ -13,7 +13,10 @@ from typing import Any, Literal
 
 CHANNEL_LABEL = "captions"
 
-SessionState = Literal["idle", "listening", "translating", "speaking"]
+SpeakerState = Literal["idle", "listening", "translating"]  # my words, being recognised
+PlayoutState = Literal["idle", "speaking"]  # what I hear: a clip playing on my return track
+# The one-field state of earlier releases, sent beside the two above for one release.
+LegacyState = Literal["idle", "listening", "translating", "speaking"]
 
 
 class _Wire:
@@ -49,8 +52,28 @@ class CaptionMessage(_Wire):
 
 
 @dataclass(frozen=True, slots=True)
+class SpeakerStateMessage(_Wire):
+    """Where recognition of my speech is: listening to an utterance, translating its
+    final, or idle."""
+
+    state: SpeakerState
+    type: Literal["speaker_state"] = field(default="speaker_state", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PlayoutStateMessage(_Wire):
+    """Whether spoken translation is playing on my return track."""
+
+    state: PlayoutState
+    type: Literal["playout_state"] = field(default="playout_state", init=False)
+
+
+@dataclass(frozen=True, slots=True)
 class StateMessage(_Wire):
-    state: SessionState
+    """Deprecated: the last change of either state above, in one field (clients written
+    for earlier releases read it); to be removed in the release after next."""
+
+    state: LegacyState
     type: Literal["state"] = field(default="state", init=False)
 
 
@@ -113,8 +136,9 @@ class PongMessage(_Wire):
 
 
 
-ServerMessage = (CaptionMessage | StateMessage | ErrorMessage | SpeechMessage | EngineMessage
-                 | ParticipantMessage | PongMessage)
+ServerMessage = (CaptionMessage | SpeakerStateMessage | PlayoutStateMessage | StateMessage
+                 | ErrorMessage | SpeechMessage | EngineMessage | ParticipantMessage
+                 | PongMessage)
 
 
 # -- client -> server -------------------------------------------------------------

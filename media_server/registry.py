@@ -11,20 +11,20 @@ from collections.abc import Callable
 
 from aiortc import RTCConfiguration, RTCIceServer
 
+from cache.memory import MemoryKeyValue
+from history.records import Archiver, SessionRecord, keep_nothing
 from media_server.admission import SpeakerSlots
-from media_server.cache.memory import MemoryKeyValue
-from media_server.cache.sessions import SessionState, SessionStates
 from media_server.engines.catalog import EngineCatalog
-from media_server.engines.fallback import HealthChange
+from media_server.engines.health import HealthChange
 from media_server.engines.loader import Engines
 from media_server.errors import BadRequest, NotFound, Unavailable
 from media_server.metrics import ACTIVE_ROOMS, ACTIVE_SESSIONS, ACTIVE_SPEAKERS, STT_CAPACITY
 from media_server.participant import Participant, SessionInfo
 from media_server.peer import Peer, PeerConfig
 from media_server.protocol import EngineMessage, ErrorMessage
+from media_server.resumable import ResumableSessions, ResumeState
 from media_server.room import ROOM_NAME, Publisher, Room, Rooms, publish_nothing
 from media_server.settings import Settings
-from media_server.store.records import Archiver, SessionRecord, keep_nothing
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,13 @@ MAX_NAME_CHARS = 64
 
 class SessionRegistry:
     def __init__(self, settings: Settings, engines: Engines, archive: Archiver = keep_nothing,
-                 states: SessionStates | None = None,
+                 states: ResumableSessions | None = None,
                  publish: Publisher = publish_nothing) -> None:
         self._settings = settings
         self._engines = engines
         self._archive = archive
         # Where a dropped session waits to be resumed.
-        self._states = states or SessionStates(MemoryKeyValue(), settings.session_grace_s)
+        self._states = states or ResumableSessions(MemoryKeyValue(), settings.session_grace_s)
         self._peers: dict[str, Peer] = {}
         self._empty = asyncio.Event()  # set while no session is open
         self._empty.set()
@@ -74,7 +74,7 @@ class SessionRegistry:
     def create(
         self, room: str, *, name: str, source_lang: str, target_lang: str, speak: bool,
         monitor: bool | None = None, stt_model: str = "", kind: str = "webrtc",
-        owner: str = "", resumed: SessionState | None = None,
+        owner: str = "", resumed: ResumeState | None = None,
     ) -> Peer:
         if not ROOM_NAME.fullmatch(room):
             raise BadRequest("bad_room", "room must be 1-64 ASCII letters, digits, '.', '_' "
@@ -94,26 +94,28 @@ class SessionRegistry:
         joining = self.rooms.admit(room)
         if speak:
             self.speakers.check()  # the slot itself is taken with the offer
-        if resumed is not None and resumed.meeting:
-            joining.continue_meeting(resumed.meeting)
-        session_id = resumed.session_id if resumed else self._new_session_id()
+        if resumed is not None and resumed.session.meeting:
+            joining.continue_meeting(resumed.session.meeting)
+        session_id = resumed.session.session_id if resumed else self._new_session_id()
         info = SessionInfo(
             id=session_id, room=room, name=name.strip(), source_lang=source_lang,
             target_lang=target_lang, speak=speak,
-            participant_id=resumed.participant_id if resumed else _participant_id(joining),
+            participant_id=(resumed.session.participant_id if resumed
+                            else _participant_id(joining)),
             # Alone, one hears one's own words interpreted; with others, by choice.
             monitor=not len(joining) if monitor is None else monitor,
             stt_model=stt_model, kind=kind, said_before=resumed.utterances if resumed else 0,
             owner=owner, meeting=joining.meeting,
         )
-        participant = Participant(info, joining.clock_ms, self._settings.tts_clip_gap_ms,
-                                  self._settings.tts_max_delay_s)
+        participant = Participant(info, joining.clock_ms,
+                                  clip_gap_ms=self._settings.tts_clip_gap_ms,
+                                  max_clip_delay_s=self._settings.tts_max_delay_s)
         if resumed is not None:
             participant.tts_enabled = resumed.tts
             if resumed.room_clock_origin is not None:
                 joining.continue_clock(resumed.room_clock_origin)
-        peer = Peer(participant, joining, self._engines.stt, self.catalog, self._limits,
-                    self._forget, self._rtc_config, admit=self._take_slot)
+        peer = Peer(participant, joining, catalog=self.catalog, limits=self._limits,
+                    on_closed=self._forget, rtc_config=self._rtc_config, admit=self._take_slot)
         for change in self._engines.board.degraded():  # said again once the channel opens
             participant.send(_engine_message(change))
         self._peers[session_id] = peer
@@ -139,10 +141,12 @@ class SessionRegistry:
         if state is None:
             raise NotFound("unknown_session", "no session to resume: it never existed, was "
                            "ended by its client, or its grace period has passed")
+        session = state.session
         try:
-            authorize(state.room, state.speak, state.owner)
-            return self.create(state.room, name=state.name, source_lang=state.source_lang,
-                               target_lang=state.target_lang, speak=state.speak,
+            authorize(session.room, session.speak, state.owner)
+            return self.create(session.room, name=session.name,
+                               source_lang=session.source_lang,
+                               target_lang=session.target_lang, speak=session.speak,
                                monitor=state.monitor, stt_model=state.stt_model,
                                owner=state.owner, resumed=state)
         except Exception:
@@ -209,13 +213,12 @@ class SessionRegistry:
         await self.rooms.leave(peer.room, peer.participant)
         self._count()
         self._archive(_session_record(peer, ended_at=time.time()))
-        info, participant = peer.info, peer.participant
-        await self._states.keep(SessionState(
-            session_id=info.id, room=info.room, participant_id=info.participant_id,
-            name=info.name, source_lang=info.source_lang, target_lang=participant.target_lang,
-            speak=info.speak, monitor=participant.monitor, tts=participant.tts_enabled,
-            stt_model=info.stt_model, utterances=peer.utterances_said,
-            room_clock_origin=clock_origin, owner=info.owner, meeting=info.meeting))
+        participant = peer.participant
+        await self._states.keep(ResumeState(
+            participant.description(), monitor=participant.monitor,
+            tts=participant.tts_enabled, stt_model=peer.info.stt_model,
+            utterances=peer.utterances_said, room_clock_origin=clock_origin,
+            owner=peer.info.owner))
 
 
 def _speaker_capacity(settings: Settings, engines: Engines) -> int:
@@ -234,12 +237,7 @@ def _participant_id(room: Room) -> str:
 
 
 def _session_record(peer: Peer, ended_at: float | None = None) -> SessionRecord:
-    info = peer.info
-    return SessionRecord(
-        session_id=info.id, room=info.room, participant_id=info.participant_id,
-        name=info.name, source_lang=info.source_lang, target_lang=peer.participant.target_lang,
-        speak=info.speak, kind=info.kind, started_at=peer.started_at, ended_at=ended_at,
-        meeting=info.meeting)
+    return SessionRecord(peer.participant.description(), peer.started_at, ended_at)
 
 
 def _engine_message(change: HealthChange) -> EngineMessage:

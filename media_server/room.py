@@ -15,12 +15,12 @@ import secrets
 import time
 from collections.abc import Callable
 
+from history.records import Archiver, keep_nothing
 from media_server.engines.catalog import EngineCatalog
 from media_server.errors import Conflict, NotFound
 from media_server.participant import Participant
 from media_server.protocol import CaptionMessage, ParticipantMessage, ServerMessage
 from media_server.speech_output import SpeechOutput
-from media_server.store.records import Archiver, keep_nothing
 
 log = logging.getLogger(__name__)
 

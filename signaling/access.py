@@ -7,7 +7,8 @@ import logging
 
 from aiohttp import web
 
-from media_server.errors import Forbidden, InterpreterError, Unauthorized
+from media_server.errors import InterpreterError
+from signaling.errors import Forbidden, Unauthorized
 from signaling.tokens import RoomToken, verify
 
 log = logging.getLogger(__name__)

@@ -10,20 +10,21 @@ from pathlib import Path
 
 from aiohttp import web
 
-from media_server.cache import open_key_value
-from media_server.cache.sessions import SessionStates
-from media_server.cache.translations import KeyValueTranslationCache
+from cache import open_key_value
+from cache.translations import KeyValueTranslationCache
+from history.archive import Archive
 from media_server.engines import loader
 from media_server.engines.loader import Engines
 from media_server.errors import NotFound
 from media_server.ice_addresses import restrict_host_addresses
 from media_server.registry import SessionRegistry
 from media_server.remote_candidates import LOCAL_NETWORKS
+from media_server.resumable import ResumableSessions
 from media_server.settings import Settings, SettingsError
-from media_server.store.archive import Archive
-from signaling import media_node, sessions, transcripts, whip
+from signaling import sessions, transcripts, whip
 from signaling.access import ACCESS, Access
 from signaling.clients import CLIENT, behind_proxies, forwarded_by_signaling, node_guard
+from signaling.cluster import media_node
 from signaling.cors import cors_middleware
 from signaling.errors import error_middleware
 from signaling.metrics_listener import serve_metrics
@@ -107,7 +108,7 @@ def create_app(
     # The process's one cache backend (memory, or a Redis pool): translations and the
     # state that lets a dropped session resume.
     ephemeral = open_key_value(settings.redis_url)
-    states = SessionStates(ephemeral, settings.session_grace_s)
+    states = ResumableSessions(ephemeral, settings.session_grace_s)
 
     def start_sessions(engines: Engines) -> None:
         engines.catalog.use_cache(

@@ -12,19 +12,19 @@ from typing import Any
 
 from aiohttp import web
 
+from history import export
+from history.archive import open_store
+from history.base import StoreUnavailable
+from history.meetings import of_meeting
+from history.records import SessionRecord, UtteranceRecord
 from media_server import log as logsetup
 from media_server.engines.google_clients import find_credentials
 from media_server.engines.loader import load_engines
 from media_server.settings import Settings, SettingsError
-from media_server.store import export
-from media_server.store.archive import open_store
-from media_server.store.base import StoreUnavailable
-from media_server.store.meetings import of_meeting
-from media_server.store.records import SessionRecord, UtteranceRecord
 from signaling import tokens
 from signaling.access_log import AccessLog
 from signaling.app import create_app
-from signaling.signaling_app import create_signaling_app
+from signaling.cluster.front import create_signaling_app
 from signaling.turn_check import check_turn
 
 log = logging.getLogger("live_interpreter")

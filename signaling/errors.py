@@ -11,6 +11,26 @@ from media_server.errors import InterpreterError
 
 log = logging.getLogger(__name__)
 
+
+class Unauthorized(InterpreterError):
+    status = 401
+
+
+class Forbidden(InterpreterError):
+    status = 403
+
+
+class PreconditionFailed(InterpreterError):
+    status = 412
+
+
+class UnsupportedMediaType(InterpreterError):
+    status = 415
+
+
+class Unprocessable(InterpreterError):
+    status = 422
+
 _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",

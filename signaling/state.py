@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from history.archive import Archive
+from history.records import StoreRecord
 from media_server.engines.loader import Engines
 from media_server.registry import SessionRegistry
 from media_server.room import Publisher, publish_nothing
 from media_server.settings import Settings
-from media_server.store.archive import Archive
-from media_server.store.records import StoreRecord
 
 
 @dataclass

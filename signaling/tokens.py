@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from media_server.errors import Unauthorized
 from media_server.settings import Settings, SettingsError, secret_weakness
+from signaling.errors import Unauthorized
 
 ROLES = ("speaker", "listener")
 _HEADER = {"alg": "HS256", "typ": "JWT"}

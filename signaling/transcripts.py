@@ -15,12 +15,13 @@ from dataclasses import asdict
 
 from aiohttp import web
 
-from media_server.errors import BadRequest, Forbidden, NotFound, Unavailable
-from media_server.store import export
-from media_server.store.base import StoreUnavailable
-from media_server.store.meetings import Meeting, meetings, of_meeting
-from media_server.store.records import SessionRecord, UtteranceRecord
+from history import export
+from history.base import StoreUnavailable
+from history.meetings import Meeting, meetings, of_meeting
+from history.records import SessionRecord, UtteranceRecord
+from media_server.errors import BadRequest, NotFound, Unavailable
 from signaling.access import check
+from signaling.errors import Forbidden
 from signaling.state import RUNTIME
 
 routes = web.RouteTableDef()

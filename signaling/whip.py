@@ -22,15 +22,10 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from media_server.errors import (
-    BadRequest,
-    NotFound,
-    PreconditionFailed,
-    Unprocessable,
-    UnsupportedMediaType,
-)
+from media_server.errors import BadRequest, NotFound
 from media_server.peer import Peer
 from signaling.access import check, check_owner
+from signaling.errors import PreconditionFailed, Unprocessable, UnsupportedMediaType
 from signaling.sessions import registry_of
 from signaling.state import SETTINGS
 from signaling.turn_credentials import ice_servers

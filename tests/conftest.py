@@ -16,10 +16,10 @@ import pytest
 from aiohttp import web
 
 from media_server.audio import resample_pcm
-from media_server.engines.decode_scheduler import DecodeScheduler
 from media_server.engines.google_clients import GoogleClients, create_clients, find_credentials
 from media_server.engines.loader import Engines, load_engines
-from media_server.engines.stream_adapter import StreamAdapter
+from media_server.engines.stt.decode_scheduler import DecodeScheduler
+from media_server.engines.stt.stream_adapter import StreamAdapter
 from media_server.ice_addresses import restrict_host_addresses
 from media_server.registry import SessionRegistry
 from media_server.settings import Settings
@@ -85,8 +85,8 @@ def decoder(engines: Engines) -> DecodeScheduler:
 
 
 def adapter(engines: Engines) -> StreamAdapter:
-    assert isinstance(engines.stt, StreamAdapter)
-    return engines.stt
+    assert isinstance(engines.catalog.stt, StreamAdapter)
+    return engines.catalog.stt
 
 
 @pytest.fixture(scope="session")

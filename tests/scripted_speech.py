@@ -8,10 +8,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from media_server.engines.decode_scheduler import DecodeScheduler
+from media_server.engines.catalog import EngineCatalog
 from media_server.engines.loader import Engines
-from media_server.engines.stream_adapter import AdapterConfig, StreamAdapter
 from media_server.engines.stt.base import DecodeRequest, Transcript
+from media_server.engines.stt.decode_scheduler import DecodeScheduler
+from media_server.engines.stt.stream_adapter import AdapterConfig, StreamAdapter
 from media_server.engines.vad.segmenter import SpeechSegmenter
 from media_server.engines.vad.silero_onnx import SileroOnnx, load_session
 
@@ -47,5 +48,8 @@ def scripted_engines(real: Engines, phrases: Sequence[str], min_silence_ms: int 
     stt = StreamAdapter(
         scheduler, lambda: SpeechSegmenter(SileroOnnx(session), min_silence_ms=min_silence_ms),
         AdapterConfig())
-    return Engines(stt=stt, catalog=real.catalog, scheduler=scheduler,
-                   closers=[scheduler.close])
+    known = real.catalog
+    catalog = EngineCatalog(stt, known.translators, known.voices, cache=known.cache,
+                            translate_deadlines=known.translate_deadlines,
+                            tts_deadlines=known.tts_deadlines)
+    return Engines(catalog, scheduler, closers=[scheduler.close])

@@ -145,12 +145,13 @@ async def _open_when_ready(browser: Browser, served: Path, room: str = "demo") -
     return page
 
 
-# Records what the caption list and state badge showed over time.
+# Records what the caption list and the two state badges showed over time.
 OBSERVE = """() => {
-  window.seen = {interim: 0, states: new Set()};
+  window.seen = {interim: 0, states: new Set(), playout: new Set()};
   new MutationObserver(() => {
     window.seen.interim += document.querySelectorAll('.caption.interim').length;
     window.seen.states.add(document.getElementById('state').textContent);
+    window.seen.playout.add(document.getElementById('playout').textContent);
   }).observe(document.body, {subtree: true, childList: true, characterData: true,
                              attributes: true});
 }"""
@@ -240,8 +241,11 @@ async def test_demo_page_interprets_into_portuguese(browser: Browser, served: Pa
     # Silence between clips, as a listener hears it: loud, a real pause, loud again.
     quiet_ms = longest_quiet_between_loud(levels)
     assert quiet_ms >= MIN_QUIET_BETWEEN_CLIPS_MS, f"no pause between clips ({quiet_ms:.0f} ms)"
-    seen = await page.evaluate("({states: [...window.seen.states]})")
-    assert {"listening…", "translating…", "speaking…"} <= set(seen["states"]), seen
+    seen = await page.evaluate("({states: [...window.seen.states], "
+                               "playout: [...window.seen.playout]})")
+    # My speech and what I hear, each on its own badge.
+    assert {"listening…", "translating…"} <= set(seen["states"]), seen
+    assert "speaking…" not in seen["states"] and "speaking…" in seen["playout"], seen
     await page.close()
 
 
@@ -303,6 +307,15 @@ VIEWER_ROWS = """() => [...document.querySelectorAll('.caption:not(.interim)')].
 }))"""
 
 
+# Notes whether the overlay ever marked a caption as the one being voiced.
+WATCH_VOICED = """() => {
+  window.voicedSeen = false;
+  new MutationObserver(() => {
+    window.voicedSeen ||= Boolean(document.querySelector('.caption.voiced'));
+  }).observe(document.body, {subtree: true, childList: true, attributes: true});
+}"""
+
+
 def _messages(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -314,6 +327,7 @@ async def test_a_room_of_three_with_chromium_reading_portuguese(
     await page.goto(f"{URL}/viewer.html?room=trio&lang=pt&audio=1&lines=20"
                     f"&token={token('trio', 'listener')}")  # as older links have it
     await page.wait_for_function("document.body.dataset.session", timeout=15000)
+    await page.evaluate(WATCH_VOICED)
     members: dict[str, tuple[asyncio.subprocess.Process, Path]] = {}
     for name, target, audio, lead in (("Ana", "es", jfk48, 0.5),
                                       ("Bruno", "pt", morning48, 4.0)):
@@ -344,6 +358,10 @@ async def test_a_room_of_three_with_chromium_reading_portuguese(
         assert all(r["text"] != r["original"] for r in rows), rows
         await page.wait_for_function("Number(document.body.dataset.clips || 0) >= 2",
                                      timeout=15000)  # and hears it spoken
+        # The caption being voiced was marked while it played, and unmarked after.
+        await page.wait_for_function("window.voicedSeen && document.body.dataset.playout"
+                                     " === 'idle' && !document.querySelector('.voiced')",
+                                     timeout=15000)
     finally:
         for proc, _ in members.values():
             proc.terminate()

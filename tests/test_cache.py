@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from media_server.cache.base import KeyValue
-from media_server.cache.degrading import DegradingKeyValue
-from media_server.cache.memory import MemoryKeyValue
-from media_server.cache.redis import RedisKeyValue
-from media_server.cache.sessions import SessionState, SessionStates
-from media_server.cache.translations import KeyValueTranslationCache
+from cache.base import KeyValue
+from cache.degrading import DegradingKeyValue
+from cache.memory import MemoryKeyValue
+from cache.redis import RedisKeyValue
+from cache.translations import KeyValueTranslationCache
+from history.records import SessionDescription
 from media_server.metrics import REGISTRY
+from media_server.resumable import ResumableSessions, ResumeState
 from tests.services import PrivateRedis
 
 REDIS_URL = os.environ.get("LIVE_INTERPRETER_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -38,10 +39,11 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[KeyValue]:
     await opened.close()
 
 
-def _state(session_id: str, utterances: int = 3) -> SessionState:
-    return SessionState(session_id, "standup", "p1", "Ana", "en", "pt", speak=True,
-                        monitor=False, tts=True, stt_model="", utterances=utterances,
-                        room_clock_origin=1_790_000_000.5)
+def _state(session_id: str, utterances: int = 3) -> ResumeState:
+    return ResumeState(SessionDescription(session_id, "standup", "p1", "Ana", "en", "pt",
+                                          speak=True),
+                       monitor=False, tts=True, stt_model="", utterances=utterances,
+                       room_clock_origin=1_790_000_000.5)
 
 
 async def test_values_expire_and_are_taken_once(backend: KeyValue) -> None:
@@ -58,7 +60,7 @@ async def test_values_expire_and_are_taken_once(backend: KeyValue) -> None:
 
 
 async def test_session_state_and_translations_round_trip(backend: KeyValue) -> None:
-    states = SessionStates(backend, grace_s=30)
+    states = ResumableSessions(backend, grace_s=30)
     await states.keep(_state("s1"))
     assert await states.take("s1") == _state("s1")
     assert await states.take("s1") is None  # resumed once only
@@ -81,7 +83,7 @@ async def test_redis_going_away_degrades_to_memory_and_comes_back(
     await redis.start()
     cache = DegradingKeyValue(RedisKeyValue.from_url(redis.url), MemoryKeyValue(),
                               retry_after_s=0.5)
-    states = SessionStates(cache, grace_s=30)
+    states = ResumableSessions(cache, grace_s=30)
     try:
         await states.keep(_state("before"))
         assert not cache.degraded

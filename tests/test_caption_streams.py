@@ -16,11 +16,11 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from media_server.fanout import CHANNEL
-from media_server.heartbeat import NODE_KEY
 from media_server.settings import Settings
 from signaling import tokens
-from signaling.signaling_app import create_signaling_app
+from signaling.cluster.fanout import CHANNEL
+from signaling.cluster.front import create_signaling_app
+from signaling.cluster.heartbeat import NODE_KEY
 from tests.services import PrivateRedis
 
 SECRET = "stream-test-secret-8e3b6d1f9a2c4075c9d5"

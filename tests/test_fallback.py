@@ -9,10 +9,10 @@ import time
 
 import grpc
 
-from media_server.cache.translations import in_memory_cache
+from cache.translations import in_memory_cache
 from media_server.engines.catalog import EngineCatalog
-from media_server.engines.fallback import Deadlines, HealthBoard, HealthChange
 from media_server.engines.google_clients import GoogleClients
+from media_server.engines.health import Deadlines, HealthBoard, HealthChange
 from media_server.engines.loader import Engines, _stt_probe
 from media_server.engines.stt.base import SpeechEventKind
 from media_server.engines.stt.fallback import FallbackSpeech
@@ -62,7 +62,9 @@ async def catalog_with_google_first(clients: GoogleClients, board: HealthBoard
     await asyncio.to_thread(local.warm_up)
     voice = GoogleTts(clients.tts, {}, 48000, 0.5)
     await voice.load_voices()
-    return EngineCatalog(frozenset({"en"}), [google, local], [voice, EspeakTts()], board,
+    speech = GoogleSpeech(clients.speech, clients.project, clients.location,
+                          GoogleSpeechConfig())
+    return EngineCatalog(speech, [google, local], [voice, EspeakTts()], board,
                          in_memory_cache(), translate_deadlines=Deadlines(1.0, 3.0),
                          tts_deadlines=Deadlines(1.0, 3.0))
 

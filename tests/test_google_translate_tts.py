@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from media_server.cache.translations import in_memory_cache
+from cache.translations import in_memory_cache
 from media_server.engines.google_clients import GoogleClients
 from media_server.engines.translate.base import TranslationFailed
 from media_server.engines.translate.cached import CachedTranslator

@@ -29,12 +29,22 @@ async def test_personal_interpreter_in_portuguese(client: CaptionClient,
                                         "text": direct.translate(final["text"], "en-pt")}
     interims = [c for c in client.captions("interim") if c["translation"]]
     assert interims and interims[0]["utterance_id"] == finals[0]["utterance_id"]
-    states = [m["state"] for m in client.of_type("state")]
-    assert {"listening", "translating", "speaking", "idle"} <= set(states)
+    # Two state machines: my recognition, and what I hear; and for clients of earlier
+    # releases, the last change of either in one field.
+    speaker = [m["state"] for m in client.of_type("speaker_state")]
+    playout = [m["state"] for m in client.of_type("playout_state")]
+    assert speaker[0] == "idle" and set(speaker) == {"idle", "listening", "translating"}
+    assert all(s == "listening" for s, then in itertools.pairwise(speaker)
+               if then == "translating")
+    legacy = [m["state"] for m in client.of_type("state")]
+    assert {"listening", "translating", "speaking", "idle"} <= set(legacy)
     # One clip per final, each audible on the return track, silence between clips.
     arrivals = {r.message["utterance_id"]: r.at for r in client.received
                 if r.message["type"] == "speech"}
-    speech = client.of_type("speech")
+    speech = [s for s in client.of_type("speech") if s["complete"]]
+    started = {(s["utterance_id"], s["start_ms"]) for s in client.of_type("speech")}
+    assert set(playout) == {"idle", "speaking"} and playout[-1] == "idle"
+    assert playout.count("speaking") == len(started) == len(finals)
     assert [s["utterance_id"] for s in speech] == [f["utterance_id"] for f in finals]
     windows = [(arrivals[s["utterance_id"]], arrivals[s["utterance_id"]]
                 + s["duration_ms"] / 1000) for s in speech]

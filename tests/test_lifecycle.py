@@ -79,15 +79,15 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def _audio_ms(server: Server, session_id: str) -> int:
-    pipeline = server.registry.get(session_id)._pipeline
-    return 0 if pipeline is None else pipeline.audio_ms
+    chain = server.registry.get(session_id).chain
+    return 0 if chain is None else chain.pipeline.audio_ms
 
 
 def _refs(server: Server, session_id: str) -> list[weakref.ref[object]]:
     peer = server.registry.get(session_id)
     objects: list[object] = [peer, peer.pc]
-    if peer._pipeline is not None:
-        objects.append(peer._pipeline)
+    if peer.chain is not None:
+        objects.append(peer.chain.pipeline)
     return [weakref.ref(o) for o in objects]
 
 

@@ -21,13 +21,13 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 
+from history import export
+from history.records import UtteranceRecord
 from media_server.engines.loader import Engines
 from media_server.metrics import REGISTRY
 from media_server.peer import AUDIO_BURST_S, MAX_AUDIO_SPEED, MESSAGE_BURST, Peer
 from media_server.remote_candidates import MAX_CANDIDATES, RemoteCandidates
 from media_server.settings import Settings
-from media_server.store import export
-from media_server.store.records import UtteranceRecord
 from signaling import tokens
 from tests.conftest import Server, start_server
 from tests.rtc_client import CaptionClient
@@ -183,8 +183,8 @@ async def test_audio_faster_than_real_time_is_dropped(
         try:
             while time.monotonic() - connected < 4.0:
                 await asyncio.sleep(0.25)
-                pipeline = peer._pipeline
-                heard_s = 0.0 if pipeline is None else pipeline.audio_ms / 1000
+                chain = peer.chain
+                heard_s = 0.0 if chain is None else chain.pipeline.audio_ms / 1000
                 # Never more than real time x 1.2 plus the burst allowance (measured from
                 # before the first frame arrived, so the bound is generous).
                 allowed_s = MAX_AUDIO_SPEED * (time.monotonic() - connected) + AUDIO_BURST_S

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from media_server.store.sqlite import SqliteStore
+from history.sqlite import SqliteStore
 from signaling import tokens
 from tests.conftest import JFK_TEXT, wer
 from tests.rtc_client import CaptionClient

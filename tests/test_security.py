@@ -24,12 +24,12 @@ from aiohttp import web
 from ruamel.yaml import YAML
 
 from media_server.engines.loader import Engines
-from media_server.heartbeat import NODE_KEY, ROOM_KEY, NodeInfo
 from media_server.settings import Settings, SettingsError
 from signaling import tokens
 from signaling.app import create_app
 from signaling.clients import NODE_SECRET_HEADER
-from signaling.signaling_app import create_signaling_app
+from signaling.cluster.front import create_signaling_app
+from signaling.cluster.heartbeat import NODE_KEY, ROOM_KEY, NodeInfo
 from tests.conftest import start_server
 from tests.services import PrivateRedis, spare_port
 from tests.test_deploy import K8S, REPO, load_yaml

@@ -5,6 +5,8 @@ migrations; the write-behind path losing nothing while the database refuses."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import os
 import secrets
 import time
@@ -14,12 +16,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from media_server.store import migrations
-from media_server.store.base import Store, StoreUnavailable
-from media_server.store.postgres import PostgresStore
-from media_server.store.records import SessionRecord, StoreRecord, UtteranceRecord
-from media_server.store.sqlite import SqliteStore
-from media_server.store.writer import WriteBehind
+from history import migrations
+from history.base import Store, StoreUnavailable
+from history.postgres import PostgresStore
+from history.records import SessionDescription, SessionRecord, StoreRecord, UtteranceRecord
+from history.sqlite import SqliteStore
+from history.writer import WriteBehind
 
 # The machine's PostgreSQL (trust auth); each test run gets a database of its own.
 ADMIN_URL = os.environ.get("LIVE_INTERPRETER_TEST_POSTGRES",
@@ -91,8 +93,9 @@ async def test_many_sessions_writing_at_once_lose_and_double_nothing(store: Stor
 
 def _session(session_id: str, participant: str, started: float, ended: float | None = None,
              target: str = "pt") -> SessionRecord:
-    return SessionRecord(session_id, "standup", participant, f"Name {participant}", "en",
-                         target, speak=True, kind="webrtc", started_at=started, ended_at=ended)
+    return SessionRecord(SessionDescription(session_id, "standup", participant,
+                                            f"Name {participant}", "en", target, speak=True),
+                         started_at=started, ended_at=ended)
 
 
 async def test_sessions_are_kept_with_their_participants(store: Store) -> None:
@@ -115,7 +118,7 @@ async def test_old_finals_and_sessions_are_purged(store: Store) -> None:
                        _session("new", "p-new", now), _record("new", 1, at=now)])
     assert await store.purge(now - 30 * 86400) == 1
     assert [r.session_id for r in await store.transcript("standup")] == ["new"]
-    assert [s.session_id for s in await store.sessions("standup")] == ["new"]
+    assert [s.session.session_id for s in await store.sessions("standup")] == ["new"]
 
 
 async def test_migrations_run_once_and_are_versioned(tmp_path: Path, postgres_url: str) -> None:
@@ -211,13 +214,29 @@ async def test_what_is_unwritten_at_shutdown_is_spooled_for_the_next_start(
     spool = tmp_path / "spool.jsonl"
     writer = WriteBehind(switch, spool)
     await writer.start()
+    writer.submit(_session("session-a", "p-a", time.time()))
     for n in range(7):
         writer.submit(_record("session-a", n))
     await writer.aclose(within_s=0.5)
-    assert len(spool.read_text().splitlines()) == 7
+    assert len(spool.read_text().splitlines()) == 8
+    # Lines an earlier release spooled: its `kind` marked the record type, and a
+    # session's own `kind` overwrote it.
+    with spool.open("a") as lines:
+        lines.write(json.dumps({"kind": "session", **_flat_session("session-b", "p-b")}) + "\n")
+        lines.write(json.dumps({"kind": "utterance",
+                                **dataclasses.asdict(_record("session-b", 0))}) + "\n")
     switch.down = False
     again = WriteBehind(switch, spool)
     await again.start()
-    assert again.pending == 7 and await again.drain(10)
-    assert len(await store.transcript("standup")) == 7
+    assert again.pending == 10 and await again.drain(10)
+    assert len(await store.transcript("standup")) == 8
+    sessions = {s.session.session_id: s.session for s in await store.sessions("standup")}
+    assert set(sessions) == {"session-a", "session-b"}
+    assert (sessions["session-a"].kind, sessions["session-b"].kind) == ("webrtc", "whip")
     await again.aclose()
+
+
+def _flat_session(session_id: str, participant: str) -> dict[str, object]:
+    record = _session(session_id, participant, time.time())
+    return {**dataclasses.asdict(record.session), "kind": "whip",
+            "started_at": record.started_at, "ended_at": record.ended_at}

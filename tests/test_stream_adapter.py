@@ -7,9 +7,9 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from media_server.engines.decode_scheduler import DecodeScheduler
-from media_server.engines.stream_adapter import AdapterConfig, StreamAdapter
 from media_server.engines.stt.base import DecodeRequest, SpeechEventKind, Transcript
+from media_server.engines.stt.decode_scheduler import DecodeScheduler
+from media_server.engines.stt.stream_adapter import AdapterConfig, StreamAdapter
 from media_server.engines.vad.base import VadEvent, VadEventKind
 
 CHUNK = 320  # 20 ms at 16 kHz

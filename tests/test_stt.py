@@ -29,7 +29,7 @@ def jfk16() -> np.ndarray:
 async def _run_stream(engines: Engines, pcm: np.ndarray, realtime: bool = False
                       ) -> tuple[list[SpeechEvent], float]:
     """Push audio in 20 ms chunks; return the events and the longest event-loop stall."""
-    stream = engines.stt.open_stream("en")
+    stream = engines.catalog.stt.open_stream("en")
     stall = 0.0
 
     async def feed() -> None:
@@ -194,7 +194,7 @@ async def test_a_consumer_cancelled_while_a_decode_is_pending_stops(
         engines: Engines, jfk16: np.ndarray) -> None:
     """A session closing while a decode is queued must not be held up: the stream's
     consumer takes its own cancellation, not a cancelled decode, as the end."""
-    stream = engines.stt.open_stream("en")
+    stream = engines.catalog.stt.open_stream("en")
     stream.push(jfk16.tobytes())  # many decodes at once; the first takes a while
 
     async def consume() -> None:

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from media_server.captions import CaptionBuilder
-from media_server.engines.local_agreement import LocalAgreement
+from media_server.captions import CaptionBuilder, CaptionRevisions
 from media_server.engines.stt.base import SpeechEvent, SpeechEventKind
-from media_server.errors import Unauthorized
+from media_server.engines.stt.local_agreement import LocalAgreement
 from media_server.ice_addresses import announce
 from media_server.protocol import (
     Bye,
@@ -19,10 +18,12 @@ from media_server.protocol import (
     ProtocolError,
     SetLanguage,
     SetTts,
+    Translation,
     parse_client_message,
 )
 from media_server.settings import Settings, SettingsError
 from signaling import tokens
+from signaling.errors import Unauthorized
 
 
 def test_settings_from_environment_and_toml(tmp_path: Path) -> None:
@@ -129,6 +130,9 @@ def test_captions_number_utterances_and_revisions() -> None:
     next_one = builder.on_event(_event(SpeechEventKind.FINAL, "Bye.", 2000, 2500))
     assert same is None and nothing is None
     assert first is not None and second is not None and final is not None and next_one is not None
+    revisions = CaptionRevisions()
+    first, second, final, next_one = (revisions.number(c) for c in (first, second, final,
+                                                                    next_one))
     assert [m.revision for m in (first, second, final)] == [1, 2, 3]
     assert {m.utterance_id for m in (first, second, final)} == {"p1-1"}
     assert (final.status, next_one.utterance_id, next_one.revision) == ("final", "p1-2", 1)
@@ -156,14 +160,22 @@ def test_local_agreement_keeps_agreed_words_stable() -> None:
 
 def test_an_utterance_cut_off_is_closed_with_an_empty_final() -> None:
     builder = CaptionBuilder("p1", "Ana", "en", offset_ms=5000)
-    assert builder.close() is None  # nothing open
+    revisions = CaptionRevisions()
+    assert revisions.close() is None  # nothing open
     interim = builder.on_event(_event(SpeechEventKind.INTERIM, "ask not"))
-    closing = builder.close()
-    assert interim is not None and closing is not None
+    assert interim is not None
+    sent = revisions.number(interim)
+    translated = revisions.translated(interim, Translation("pt", "não pergunte"))
+    closing = revisions.close()
+    assert translated is not None and closing is not None
+    assert (sent.revision, translated.revision) == (1, 2)
     assert (closing.utterance_id, closing.revision, closing.status, closing.text) == \
-        (interim.utterance_id, 2, "final", "")
+        (interim.utterance_id, 3, "final", "")
+    assert closing.translation is None
     assert (closing.start_ms, closing.speaker_id) == (5100, "p1")  # on the room's clock
-    assert builder.close() is None
+    assert revisions.close() is None
+    # A translation that arrives once its interim is no longer the latest is not sent.
+    assert revisions.translated(interim, Translation("pt", "não")) is None
 
 
 async def test_announced_address_replaces_host_candidates_keeping_ports() -> None:

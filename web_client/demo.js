@@ -1,4 +1,4 @@
-// The demo page: start/stop, languages, live captions with translation, state, levels.
+// The demo page: start/stop, languages, live captions with translation, states, levels.
 import { connect, takePageToken } from "/sdk/interpreter.js";
 
 const $ = (id) => document.getElementById(id);
@@ -7,12 +7,13 @@ const targetSelect = $("target-lang");
 const startButton = $("start");
 const stopButton = $("stop");
 const stateBadge = $("state");
+const playoutBadge = $("playout");
 const captionList = $("captions");
 const errorBox = $("error");
 const roomInput = $("room");
 const nameInput = $("name");
 
-const STATE_LABELS = { listening: "listening…", translating: "translating…", speaking: "speaking…" };
+const STATE_LABELS = { listening: "listening…", translating: "translating…" };
 let session = null;
 let meters = [];
 let languages = { speech: ["en"], translation: {} };
@@ -20,9 +21,15 @@ const captionRows = new Map(); // utterance_id -> {row, revision}
 const languageNames = new Intl.DisplayNames([navigator.language || "en"], { type: "language" });
 const nameOf = (code) => `${languageNames.of(code) || code} (${code})`;
 
+// Two badges: what happens to my speech, and whether interpretation plays to me.
 function setState(state) {
   stateBadge.textContent = STATE_LABELS[state] || state;
   stateBadge.className = `state state-${state}`;
+}
+
+function setPlayout(state) {
+  playoutBadge.hidden = state !== "speaking";
+  playoutBadge.textContent = state === "speaking" ? "speaking…" : "";
 }
 
 function showError(message) {
@@ -155,11 +162,13 @@ async function start() {
   stopButton.disabled = false;
   document.body.dataset.session = session.id; // for support and tests
   window.interpreterSession = session; // for the browser console (and tests)
-  setState(session.state);
+  setState(session.speakerState);
+  setPlayout(session.playoutState);
   session.on("caption", renderCaption);
   session.on("speech", markSpoken);
   session.on("participant", showParticipants);
-  session.on("state", setState);
+  session.on("speaker_state", setState);
+  session.on("playout_state", setPlayout);
   session.on("error", (e) => showError(`${e.message} (${e.code})`));
   session.on("engine", (e) => {
     // A fallback engine serves while a provider is out; say so until it is back.

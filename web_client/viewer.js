@@ -47,6 +47,13 @@ function show(caption) {
   row.querySelector(".original").textContent = translated ? caption.text : "";
 }
 
+// With audio on, the caption being voiced is marked while its clip plays.
+function markVoiced(utteranceId) {
+  for (const { row } of rows.values()) {
+    row.classList.toggle("voiced", row.dataset.utterance === utteranceId);
+  }
+}
+
 async function join() {
   let session;
   try {
@@ -65,8 +72,14 @@ async function join() {
   status.textContent = "";
   document.body.dataset.session = session.id; // for support and tests
   session.on("caption", show);
-  session.on("speech", () => {
+  session.on("speech", (clip) => {
+    markVoiced(clip.utterance_id);
+    if (!clip.complete) return; // announced again once complete: counted then
     document.body.dataset.clips = String(Number(document.body.dataset.clips || 0) + 1);
+  });
+  session.on("playout_state", (state) => {
+    document.body.dataset.playout = state; // for tests
+    if (state === "idle") markVoiced(null);
   });
   session.on("error", (e) => {
     if (e.code === "autoplay_blocked") status.textContent = "click to hear the interpretation";

@@ -1,4 +1,5 @@
-"""Which engine serves what: a chain of providers per language pair and per voice
+"""Which engine serves what: the speech recogniser (itself a failover chain when
+several are configured), a chain of providers per language pair and per voice
 language, in the order configured (the preferred first), with failover along the
 chain and the translation cache in front of it. A pair nobody serves is refused
 with a clear error, never answered with the untranslated text.
@@ -10,18 +11,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from media_server.cache.base import TranslationCache
-from media_server.cache.translations import in_memory_cache
-from media_server.engines.fallback import (
-    Deadlines,
-    FallbackTranslator,
-    FallbackTts,
-    HealthBoard,
-    ProviderHealth,
-)
+from cache.base import TranslationCache
+from cache.translations import in_memory_cache
+from media_server.engines.health import Deadlines, HealthBoard, ProviderHealth
+from media_server.engines.stt.base import SpeechToText
 from media_server.engines.translate.base import Translator
 from media_server.engines.translate.cached import CachedTranslator
+from media_server.engines.translate.fallback import FallbackTranslator
 from media_server.engines.tts.base import TextToSpeech
+from media_server.engines.tts.fallback import FallbackTts
 from media_server.errors import BadRequest
 from media_server.settings import Settings
 
@@ -46,7 +44,7 @@ def _voice_probe(voice: TextToSpeech) -> Callable[[], Awaitable[None]]:
 
 @dataclass
 class EngineCatalog:
-    speech_languages: frozenset[str]
+    stt: SpeechToText
     translators: list[Translator]
     voices: list[TextToSpeech]
     board: HealthBoard = field(default_factory=HealthBoard)
@@ -63,6 +61,10 @@ class EngineCatalog:
             self._health[id(voice)] = self.board.register("tts", voice.name, _voice_probe(voice))
         self._translator_chains: dict[tuple[str, str], Translator] = {}
         self._voice_chains: dict[str, TextToSpeech] = {}
+
+    @property
+    def speech_languages(self) -> frozenset[str]:
+        return self.stt.languages()
 
     def translator_for(self, source: str, target: str) -> Translator | None:
         chain = self._translator_chains.get((source, target))

@@ -9,14 +9,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from media_server.cache.translations import in_memory_cache
+from cache.translations import in_memory_cache
 from media_server.engines.catalog import EngineCatalog
-from media_server.engines.decode_scheduler import DecodeScheduler
-from media_server.engines.fallback import Deadlines, HealthBoard
 from media_server.engines.google_clients import GoogleClients, create_clients, find_credentials
+from media_server.engines.health import Deadlines, HealthBoard
 from media_server.engines.local import load_local_translators, load_local_voices, load_whisper
 from media_server.engines.stt.base import SpeechToText
 from media_server.engines.stt.calibration import Calibration
+from media_server.engines.stt.decode_scheduler import DecodeScheduler
 from media_server.engines.stt.fallback import FallbackSpeech
 from media_server.engines.stt.google import GoogleSpeech, GoogleSpeechConfig
 from media_server.engines.translate.base import Translator
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Engines:
-    stt: SpeechToText
     catalog: EngineCatalog
     scheduler: DecodeScheduler | None = None  # local Whisper's decoder, when loaded
     calibration: Calibration | None = None  # what that decoder carries on this machine
@@ -130,10 +129,9 @@ async def _load(settings: Settings, closers: list[Callable[[], Awaitable[None]]]
             voices.extend(local_voices)
 
     board = HealthBoard(settings.engine_probe_interval_s)
-    catalog = EngineCatalog(
-        frozenset().union(*(s.languages() for s in speech)), translators, voices, board,
-        in_memory_cache(settings.translation_cache_ttl_s),
-        translate_deadlines=translate_deadlines, tts_deadlines=tts_deadlines)
     stt = speech[0] if len(speech) == 1 else FallbackSpeech(
         [(s, board.register("stt", s.name, _stt_probe(s))) for s in speech])
-    return Engines(stt, catalog, scheduler, calibration, closers)
+    catalog = EngineCatalog(
+        stt, translators, voices, board, in_memory_cache(settings.translation_cache_ttl_s),
+        translate_deadlines=translate_deadlines, tts_deadlines=tts_deadlines)
+    return Engines(catalog, scheduler, calibration, closers)

@@ -7,9 +7,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from media_server.engines.decode_scheduler import DecodeScheduler
-from media_server.engines.stream_adapter import AdapterConfig, StreamAdapter
 from media_server.engines.stt.calibration import Calibration, calibrate
+from media_server.engines.stt.decode_scheduler import DecodeScheduler
+from media_server.engines.stt.stream_adapter import AdapterConfig, StreamAdapter
 from media_server.engines.stt.whisper import WhisperRecognizer
 from media_server.engines.stt.whisper_files import whisper_base_dir
 from media_server.engines.translate.apertium import Apertium

@@ -5,7 +5,9 @@
 //   session.on("caption", (c) => ...);     // {utterance_id, revision, status, speaker, speaker_id,
 //                                          //  text (original), translation: {lang, text} | null}
 //   session.on("participant", (p) => ...); // {event: present|joined|left|changed, participant}
-//   session.on("state", (s) => ...);       // "idle" | "listening" | "translating" | "speaking"
+//   session.on("speaker_state", (s) => ...); // my speech: "idle" | "listening" | "translating"
+//   session.on("playout_state", (s) => ...); // what I hear: "idle" | "speaking"
+//   session.on("state", (s) => ...);       // deprecated: the last change of either, in one value
 //   session.on("speech", (s) => ...);      // a spoken-translation clip starts playing
 //   session.on("error", (e) => ...);       // {code, message}
 //   session.on("reconnecting", (reason) => ...); // the connection dropped: resuming the session
@@ -79,7 +81,9 @@ class Session {
     this.id = info.session_id;
     this.participantId = info.participant_id;
     this.iceServers = info.ice_servers || [];
-    this.state = "idle";
+    this.speakerState = "idle"; // my speech being recognised: idle, listening, translating
+    this.playoutState = "idle"; // interpretation playing to me: idle, speaking
+    this.state = "idle"; // deprecated: the last change of either
     this.closed = false;
     this.stream = null;
     this.remoteStream = null; // the interpreted audio, once it arrives
@@ -281,8 +285,14 @@ class Session {
     }
     if (message.type === "caption") this._onCaption(message);
     else if (message.type === "participant") this._onParticipant(message);
-    else if (message.type === "state") {
-      this.state = message.state;
+    else if (message.type === "speaker_state") {
+      this.speakerState = message.state;
+      this._emit("speaker_state", message.state);
+    } else if (message.type === "playout_state") {
+      this.playoutState = message.state;
+      this._emit("playout_state", message.state);
+    } else if (message.type === "state") {
+      this.state = message.state; // deprecated; servers send it for one more release
       this._emit("state", message.state);
     } else if (message.type === "speech") this._emit("speech", message);
     else if (message.type === "engine") this._emit("engine", message);

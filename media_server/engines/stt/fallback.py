@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 
 from media_server.audio import STT_SAMPLE_RATE, ms_to_samples, samples_to_ms
-from media_server.engines.fallback import ProviderHealth, fell_back, in_order
+from media_server.engines.health import ProviderHealth, fell_back, in_order
 from media_server.engines.stt.audio_backlog import AudioBacklog
 from media_server.engines.stt.base import (
     SpeechEvent,

@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from media_server.cache.base import TranslationCache
+from cache.base import TranslationCache
 from media_server.engines.translate.base import Translator
 from media_server.metrics import TRANSLATION_CACHE
 

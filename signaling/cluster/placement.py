@@ -8,7 +8,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from media_server.errors import Unavailable
-from media_server.heartbeat import NODE_KEY, ROOM_KEY, NodeInfo
+from signaling.cluster.heartbeat import NODE_KEY, ROOM_KEY, NodeInfo
 
 ROOM_TTL_S = 60  # until the node's heartbeat takes the room over
 

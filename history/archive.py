@@ -10,10 +10,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from history.base import Store, StoreUnavailable
+from history.records import SessionRecord, StoreRecord, UtteranceRecord
+from history.writer import WriteBehind
 from media_server.settings import Settings
-from media_server.store.base import Store, StoreUnavailable
-from media_server.store.records import SessionRecord, StoreRecord, UtteranceRecord
-from media_server.store.writer import WriteBehind
 
 log = logging.getLogger(__name__)
 PURGE_INTERVAL_S = 3600.0
@@ -21,9 +21,9 @@ PURGE_INTERVAL_S = 3600.0
 
 async def open_store(settings: Settings) -> Store:
     if settings.database_url:
-        from media_server.store.postgres import PostgresStore
+        from history.postgres import PostgresStore
         return await PostgresStore.open(settings.database_url)
-    from media_server.store.sqlite import SqliteStore
+    from history.sqlite import SqliteStore
     return await SqliteStore.open(Path(settings.data_dir) / "live-interpreter.db")
 
 

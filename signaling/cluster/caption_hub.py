@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from media_server.fanout import CHANNEL
+from signaling.cluster.fanout import CHANNEL
 
 log = logging.getLogger(__name__)
 BACKLOG = 100  # captions a stream may fall behind before its oldest are dropped

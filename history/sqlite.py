@@ -10,9 +10,9 @@ from pathlib import Path
 
 import aiosqlite
 
-from media_server.store import migrations as sql
-from media_server.store.base import assemble, session_records, write_plan
-from media_server.store.records import SessionRecord, StoreRecord, UtteranceRecord
+from history import migrations as sql
+from history.base import assemble, session_records, write_plan
+from history.records import SessionRecord, StoreRecord, UtteranceRecord
 
 BUSY_TIMEOUT_S = 30.0
 

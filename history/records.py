@@ -32,8 +32,9 @@ class UtteranceRecord:
 
 
 @dataclass(frozen=True)
-class SessionRecord:
-    """A session as it starts (`ended_at` None) and as it ends; the later write wins."""
+class SessionDescription:
+    """Who took part in which room, in which languages: what history keeps of a session
+    and what a resumed session starts from."""
 
     session_id: str
     room: str
@@ -42,10 +43,17 @@ class SessionRecord:
     source_lang: str
     target_lang: str
     speak: bool
-    kind: str  # "webrtc", "whip" or "whep"
+    kind: str = "webrtc"  # or "whip", "whep"
+    meeting: str = ""  # which opening of the room (empty: before meetings were kept)
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A session as it starts (`ended_at` None) and as it ends; the later write wins."""
+
+    session: SessionDescription
     started_at: float  # epoch seconds
     ended_at: float | None = None
-    meeting: str = ""  # which opening of the room (empty: before meetings were kept)
 
 
 StoreRecord = UtteranceRecord | SessionRecord
@@ -57,13 +65,27 @@ def keep_nothing(record: StoreRecord) -> None:
 
 
 def record_to_json(record: StoreRecord) -> str:
-    """One spool line; `kind` tells the record types apart."""
-    kind = "session" if isinstance(record, SessionRecord) else "utterance"
-    return json.dumps({"kind": kind, **asdict(record)}, ensure_ascii=False)
+    """One spool line, flat (as spools written by earlier releases are); `record` tells
+    the record types apart."""
+    if isinstance(record, SessionRecord):
+        fields = {"record": "session", **asdict(record.session),
+                  "started_at": record.started_at, "ended_at": record.ended_at}
+    else:
+        fields = {"record": "utterance", **asdict(record)}
+    return json.dumps(fields, ensure_ascii=False)
 
 
 def record_from_json(line: str) -> StoreRecord:
     data: dict[str, Any] = json.loads(line)
-    if data.pop("kind", "utterance") == "session":
-        return SessionRecord(**data)
+    # Earlier releases wrote `kind` for the record type, and a session's own `kind`
+    # overwrote it: a session line is told by its start time.
+    if data.pop("record", None) == "session" or "started_at" in data:
+        return session_record(data)
+    data.pop("kind", None)
     return UtteranceRecord(**data)
+
+
+def session_record(fields: dict[str, Any]) -> SessionRecord:
+    """A record from its flat fields (a spool line, a database row)."""
+    started_at, ended_at = fields.pop("started_at"), fields.pop("ended_at", None)
+    return SessionRecord(SessionDescription(**fields), started_at, ended_at)

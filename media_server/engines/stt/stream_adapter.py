@@ -25,14 +25,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from media_server.audio import STT_SAMPLE_RATE, ms_to_samples, pcm_to_float, samples_to_ms
-from media_server.engines.decode_scheduler import DecodeScheduler
-from media_server.engines.local_agreement import LocalAgreement
 from media_server.engines.stt.base import (
     DecodeRequest,
     SpeechEvent,
     SpeechEventKind,
     Transcript,
 )
+from media_server.engines.stt.decode_scheduler import DecodeScheduler
+from media_server.engines.stt.local_agreement import LocalAgreement
 from media_server.engines.vad.base import VadEvent, VadEventKind, VoiceActivityDetector
 
 log = logging.getLogger(__name__)

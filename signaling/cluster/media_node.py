@@ -16,9 +16,9 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from media_server.fanout import CaptionFanout
-from media_server.heartbeat import Heartbeat, NodeLoad
 from media_server.settings import Settings
+from signaling.cluster.fanout import CaptionFanout
+from signaling.cluster.heartbeat import Heartbeat, NodeLoad
 from signaling.state import Runtime
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,8 @@
-"""Provider failover: ordered providers of one kind; one that fails (an error or a
-timeout) is taken out, the next serves the same request, and the failed one is
-probed in the background and brought back once it answers again.
+"""Provider health and the order of a failover chain: ordered providers of one kind;
+one that fails (an error or a timeout) is taken out, the next serves the same request
+(`attempts`), and the failed one is probed in the background and brought back once it
+answers again. The chains themselves live with their kind: `stt/fallback.py`,
+`translate/fallback.py`, `tts/fallback.py`.
 
 Deadlines belong to the chain and to nobody else (`Deadlines`): each provider tried
 gets `attempt_s`, its own retries included; the call as a whole gets `budget_s`, and
@@ -17,14 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, Protocol, TypeVar
 
-from media_server.engines.translate.base import TranslationFailed, Translator
-from media_server.engines.tts.base import PcmChunk, SynthesisFailed, TextToSpeech
-from media_server.metrics import ENGINE_ERRORS, ENGINE_FALLBACKS, ENGINE_TIME, ENGINE_UP
+from media_server.metrics import ENGINE_ERRORS, ENGINE_FALLBACKS, ENGINE_UP
 
 log = logging.getLogger(__name__)
 
@@ -151,78 +150,36 @@ def fell_back(kind: str, failed: ProviderHealth, reason: str, next_name: str | N
                                            "to": next_name})
 
 
-class FallbackTranslator:
-    def __init__(self, entries: Sequence[tuple[Translator, ProviderHealth]],
-                 deadlines: Deadlines) -> None:
-        self._entries = list(entries)
-        self._deadlines = deadlines
-        self.name = self._entries[0][0].name
-
-    def pairs(self) -> frozenset[tuple[str, str]]:
-        return frozenset().union(*(t.pairs() for t, _ in self._entries))
-
-    async def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
-        ordered = in_order([e for e in self._entries if (source, target) in e[0].pairs()])
-        call_ends = self._deadlines.call_ends()
-        for index, (translator, health) in enumerate(ordered):
-            last = index + 1 == len(ordered)
-            try:
-                async with asyncio.timeout_at(self._deadlines.attempt_ends(call_ends, last)):
-                    with ENGINE_TIME.labels("translate", translator.name).time():
-                        return await translator.translate(texts, source, target)
-            except Exception as exc:
-                following = ordered[index + 1][0].name if index + 1 < len(ordered) else None
-                fell_back("translate", health, repr(exc), following)
-                if following is None:
-                    raise TranslationFailed(f"every provider failed: {exc!r}") from exc
-        raise TranslationFailed(f"no provider translates {source}->{target}")
+class Named(Protocol):
+    name: str
 
 
-class FallbackTts:
-    """A clip that fails before its first audio is retried on the next voice; one that
-    fails midway is cut short (playing the start twice would be worse). The deadlines
-    bound the wait for the first audio; each later chunk may take `attempt_s`."""
+N = TypeVar("N", bound=Named)
 
-    def __init__(self, entries: Sequence[tuple[TextToSpeech, ProviderHealth]],
-                 deadlines: Deadlines) -> None:
-        self._entries = list(entries)
-        self._deadlines = deadlines
-        self.name = self._entries[0][0].name
 
-    def voices(self) -> dict[str, str]:
-        merged: dict[str, str] = {}
-        for voice, _ in reversed(self._entries):  # the preferred provider wins
-            merged.update(voice.voices())
-        return merged
+@dataclass(frozen=True)
+class Attempt(Generic[N]):
+    """One provider's turn at a call: its deadline and who would be next."""
 
-    async def synthesize(self, text: str, language: str) -> AsyncIterator[PcmChunk]:
-        ordered = in_order([e for e in self._entries if language in e[0].voices()])
-        call_ends = self._deadlines.call_ends()
-        for index, (voice, health) in enumerate(ordered):
-            last = index + 1 == len(ordered)
-            started = False
-            began = time.monotonic()
-            chunks = aiter(voice.synthesize(text, language))
-            try:
-                while True:
-                    if started:  # the clip is playing: each chunk has a deadline of its own
-                        ends = asyncio.get_running_loop().time() + self._deadlines.attempt_s
-                    else:
-                        ends = self._deadlines.attempt_ends(call_ends, last)
-                    async with asyncio.timeout_at(ends):
-                        chunk = await anext(chunks, None)
-                    if chunk is None:  # timed for the provider that actually spoke
-                        ENGINE_TIME.labels("tts", voice.name).observe(time.monotonic() - began)
-                        return
-                    started = True
-                    yield chunk
-            except Exception as exc:
-                following = ordered[index + 1][0].name if index + 1 < len(ordered) else None
-                fell_back("tts", health, repr(exc), None if started else following)
-                if started or following is None:
-                    raise SynthesisFailed(f"synthesis failed: {exc!r}") from exc
-            finally:
-                close = getattr(chunks, "aclose", None)
-                if close is not None:
-                    await close()
-        raise SynthesisFailed(f"no voice speaks {language!r}")
+    kind: str
+    provider: N
+    health: ProviderHealth
+    ends_at: float  # `loop.time()` clock
+    following: str | None  # the next provider's name; None for the last one
+
+    def failed(self, exc: Exception, *, fall_back: bool = True) -> None:
+        """Take the provider out; `fall_back=False` when the call cannot go on elsewhere
+        (a clip already playing)."""
+        fell_back(self.kind, self.health, repr(exc), self.following if fall_back else None)
+
+
+def attempts(kind: str, entries: Sequence[tuple[N, ProviderHealth]],
+             deadlines: Deadlines) -> Iterator[Attempt[N]]:
+    """The providers to try for one call, in order, each with its deadline (made as its
+    turn comes: the last one tried gets what is left of the call's budget)."""
+    ordered = in_order(entries)
+    call_ends = deadlines.call_ends()
+    for index, (provider, health) in enumerate(ordered):
+        last = index + 1 == len(ordered)
+        yield Attempt(kind, provider, health, deadlines.attempt_ends(call_ends, last),
+                      None if last else ordered[index + 1][0].name)

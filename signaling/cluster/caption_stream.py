@@ -19,8 +19,8 @@ from aiohttp import web
 from media_server.errors import TooManyRequests
 from media_server.metrics import REQUESTS_REFUSED
 from signaling.access import check
-from signaling.caption_hub import CaptionHub
 from signaling.clients import client_of
+from signaling.cluster.caption_hub import CaptionHub
 from signaling.state import SETTINGS
 
 routes = web.RouteTableDef()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from media_server.store.records import SessionRecord, UtteranceRecord
+from history.records import SessionRecord, UtteranceRecord
 
 
 @dataclass(frozen=True)
@@ -19,14 +19,14 @@ class Meeting:
 def meetings(sessions: list[SessionRecord]) -> list[Meeting]:
     """The room's meetings, the first first."""
     grouped: dict[str, list[SessionRecord]] = {}
-    for session in sessions:
-        grouped.setdefault(session.meeting, []).append(session)
+    for record in sessions:
+        grouped.setdefault(record.session.meeting, []).append(record)
     listed = [Meeting(
         meeting=meeting,
         started_at=min(s.started_at for s in members),
         ended_at=None if any(s.ended_at is None for s in members)
         else max(s.ended_at or 0.0 for s in members),
-        participants=len({s.participant_id for s in members}),
+        participants=len({s.session.participant_id for s in members}),
     ) for meeting, members in grouped.items()]
     return sorted(listed, key=lambda m: m.started_at)
 
@@ -34,6 +34,6 @@ def meetings(sessions: list[SessionRecord]) -> list[Meeting]:
 def of_meeting(meeting: str, records: list[UtteranceRecord], sessions: list[SessionRecord]
                ) -> tuple[list[UtteranceRecord], list[SessionRecord]]:
     """What one meeting holds: its sessions, and the finals said in them."""
-    members = [s for s in sessions if s.meeting == meeting]
-    ids = {s.session_id for s in members}
+    members = [s for s in sessions if s.session.meeting == meeting]
+    ids = {s.session.session_id for s in members}
     return [r for r in records if r.session_id in ids], members

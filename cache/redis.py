@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from media_server.cache.base import CacheUnavailable
+from cache.base import CacheUnavailable
 
 TIMEOUT_S = 0.5
 

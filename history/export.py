@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from media_server.store.records import SessionRecord, UtteranceRecord
+from history.records import SessionRecord, UtteranceRecord
 
 FORMATS = {"json": "application/json", "vtt": "text/vtt", "srt": "application/x-subrip"}
 
@@ -25,8 +25,9 @@ def _cue_end(record: UtteranceRecord) -> int:
 def as_json(room: str, records: list[UtteranceRecord], sessions: list[SessionRecord],
             lang: str | None) -> dict[str, Any]:
     return {"room": room, "lang": lang, "sessions": [{
-        "participant_id": s.participant_id, "name": s.name, "source_lang": s.source_lang,
-        "target_lang": s.target_lang, "speak": s.speak, "kind": s.kind,
+        "participant_id": s.session.participant_id, "name": s.session.name,
+        "source_lang": s.session.source_lang, "target_lang": s.session.target_lang,
+        "speak": s.session.speak, "kind": s.session.kind,
         "started_at": s.started_at, "ended_at": s.ended_at,
     } for s in sessions], "utterances": [{
         "utterance_id": r.utterance_id, "speaker": r.speaker, "speaker_id": r.speaker_id,

@@ -15,11 +15,11 @@ from aiohttp import web
 from yarl import URL
 
 from media_server.errors import NotFound, Unavailable
-from media_server.heartbeat import NodeInfo
 from media_server.metrics import PLACEMENT_TIME
 from media_server.room import ROOM_NAME
 from signaling.clients import FORWARDED_FOR, NODE_SECRET_HEADER, client_of
-from signaling.placement import Placement
+from signaling.cluster.heartbeat import NodeInfo
+from signaling.cluster.placement import Placement
 from signaling.sessions import json_object
 from signaling.state import SETTINGS
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from media_server.store import migrations as sql
-from media_server.store.records import SessionRecord, StoreRecord, UtteranceRecord
+from history import migrations as sql
+from history.records import SessionDescription, SessionRecord, StoreRecord, UtteranceRecord
 
 Rows = list[tuple[Any, ...]]
 
@@ -47,11 +47,12 @@ def write_plan(records: Sequence[StoreRecord]) -> list[tuple[str, Rows]]:
     sessions = [r for r in records if isinstance(r, SessionRecord)]
     utterances = [r for r in records if isinstance(r, UtteranceRecord)]
     plan: list[tuple[str, Rows]] = [
-        (sql.INSERT_ROOM, [(s.room, s.started_at) for s in sessions]),
+        (sql.INSERT_ROOM, [(r.session.room, r.started_at) for r in sessions]),
         (sql.INSERT_PARTICIPANT, [(s.room, s.participant_id, s.name, s.source_lang,
-                                   s.target_lang, s.speak, s.started_at) for s in sessions]),
-        (sql.UPSERT_SESSION, [(s.session_id, s.room, s.participant_id, s.kind, s.started_at,
-                               s.ended_at, s.meeting) for s in sessions]),
+                                   s.target_lang, s.speak, r.started_at)
+                                  for r in sessions for s in [r.session]]),
+        (sql.UPSERT_SESSION, [(s.session_id, s.room, s.participant_id, s.kind, r.started_at,
+                               r.ended_at, s.meeting) for r in sessions for s in [r.session]]),
         (sql.INSERT_UTTERANCE, [_utterance_row(u) for u in utterances]),
         (sql.INSERT_TRANSLATION, [(u.session_id, u.utterance_id, lang, text)
                                   for u in utterances
@@ -83,7 +84,8 @@ def assemble(utterances: Iterable[Sequence[Any]],
 
 def session_records(rows: Iterable[Sequence[Any]]) -> list[SessionRecord]:
     return [SessionRecord(
-        session_id=row[0], room=row[1], participant_id=row[2], name=row[3],
-        source_lang=row[4], target_lang=row[5], speak=bool(row[6]), kind=row[7],
-        started_at=float(row[8]), ended_at=None if row[9] is None else float(row[9]),
-        meeting=row[10]) for row in rows]
+        SessionDescription(session_id=row[0], room=row[1], participant_id=row[2],
+                           name=row[3], source_lang=row[4], target_lang=row[5],
+                           speak=bool(row[6]), kind=row[7], meeting=row[10]),
+        started_at=float(row[8]), ended_at=None if row[9] is None else float(row[9]))
+        for row in rows]

@@ -16,9 +16,9 @@ import logging
 from collections import deque
 from pathlib import Path
 
+from history.base import Store
+from history.records import StoreRecord, record_from_json, record_to_json
 from media_server.metrics import STORE_QUEUE, STORE_SPOOLED
-from media_server.store.base import Store
-from media_server.store.records import StoreRecord, record_from_json, record_to_json
 
 log = logging.getLogger(__name__)
 BATCH = 200

@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from media_server.cache.base import CacheUnavailable, KeyValue
+from cache.base import CacheUnavailable, KeyValue
 from media_server.metrics import CACHE_BACKEND_UP, CACHE_FALLBACKS
 
 log = logging.getLogger(__name__)

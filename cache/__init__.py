@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from media_server.cache.base import KeyValue
-from media_server.cache.degrading import DegradingKeyValue
-from media_server.cache.memory import MemoryKeyValue
-from media_server.cache.redis import RedisKeyValue
+from cache.base import KeyValue
+from cache.degrading import DegradingKeyValue
+from cache.memory import MemoryKeyValue
+from cache.redis import RedisKeyValue
 
 
 def open_key_value(redis_url: str) -> KeyValue:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from media_server.cache.base import CacheKey, KeyValue
+from cache.base import CacheKey, KeyValue
 
 
 class KeyValueTranslationCache:
@@ -27,5 +27,5 @@ class KeyValueTranslationCache:
 
 
 def in_memory_cache(ttl_s: float = 30.0) -> KeyValueTranslationCache:
-    from media_server.cache.memory import MemoryKeyValue
+    from cache.memory import MemoryKeyValue
     return KeyValueTranslationCache(MemoryKeyValue(), ttl_s)

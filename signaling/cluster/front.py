@@ -14,16 +14,16 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from media_server.settings import Settings, SettingsError
-from signaling import caption_stream, forwarding
 from signaling.access import ACCESS, Access
 from signaling.app import healthz, web_client_routes
-from signaling.caption_hub import CaptionHub
 from signaling.clients import CLIENT, behind_proxies
+from signaling.cluster import caption_stream, forwarding
+from signaling.cluster.caption_hub import CaptionHub
+from signaling.cluster.placement import Placement
 from signaling.cors import cors_middleware
 from signaling.errors import error_middleware
 from signaling.metrics_listener import serve_metrics
 from signaling.page_safety import protect
-from signaling.placement import Placement
 from signaling.rate_limit import RateLimiter
 from signaling.state import SETTINGS
 from signaling.tokens import auth_secret

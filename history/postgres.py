@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from media_server.store import migrations as sql
-from media_server.store.base import StoreUnavailable, assemble, session_records, write_plan
-from media_server.store.records import SessionRecord, StoreRecord, UtteranceRecord
+from history import migrations as sql
+from history.base import StoreUnavailable, assemble, session_records, write_plan
+from history.records import SessionRecord, StoreRecord, UtteranceRecord
 
 MIGRATION_LOCK = 7_104_251  # an arbitrary advisory-lock key of ours
 
