@@ -142,7 +142,7 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-async def join_listeners(url: str, http: aiohttp.ClientSession, room: str,
+async def join_listeners(url: str, http: aiohttp.ClientSession, *, room: str,
                          langs: list[str]) -> list[CaptionClient]:
     """A listener per language in `room`, reading (and hearing) that language."""
     listeners = []

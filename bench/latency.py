@@ -38,7 +38,7 @@ PORT = 8097
 LOUD = 0.01
 
 
-async def one_round(url: str, clips: list[np.ndarray], source: str, target: str
+async def one_round(url: str, clips: list[np.ndarray], *, source: str, target: str
                     ) -> tuple[list[float], list[float], list[float]]:
     gap = np.zeros(int(GAP_S * RATE), dtype=np.int16)
     audio_parts, bounds, cursor = [gap], [], len(gap)
@@ -106,7 +106,7 @@ async def main() -> None:
             interims: list[float] = []
             audible: list[float] = []
             for _ in range(args.rounds):
-                f, i, a = await one_round(url, clips, source, target)
+                f, i, a = await one_round(url, clips, source=source, target=target)
                 if args.each:
                     print(f"  {source}:{target} finals: " + " ".join(f"{x:.2f}" for x in f))
                 finals += f

@@ -84,7 +84,7 @@ async def sample_process(pid: int, minutes: list[Minute], started: float) -> Non
         minute.rss_mb = rss_mb(pid)
 
 
-def collect(listeners: list[CaptionClient], t0: float, started: float,
+def collect(listeners: list[CaptionClient], t0: float, *, started: float,
             minutes: list[Minute]) -> None:
     for listener in listeners:
         ends: dict[str, float] = {}
@@ -125,7 +125,7 @@ async def run(minutes_count: int) -> None:
     with server_process(PORT, env) as proc:
         await wait_ready(url)
         async with aiohttp.ClientSession() as http:
-            listeners = await join_listeners(url, http, ROOM, LISTENERS)
+            listeners = await join_listeners(url, http, room=ROOM, langs=LISTENERS)
             speakers = [CaptionClient(url, http) for _ in range(2)]
             started = time.monotonic()
             sampler = asyncio.create_task(sample_process(proc.pid, minutes, started))
@@ -137,7 +137,7 @@ async def run(minutes_count: int) -> None:
             sampler.cancel()
             server_figures = await scrape(http, url)
             t0s = [s.track._t0 for s in speakers if s.track is not None and s.track._t0]
-            collect(listeners, min(t0s), started, minutes)
+            collect(listeners, min(t0s), started=started, minutes=minutes)
             for client in [*speakers, *listeners]:
                 await client.close()
     print(f"{'minute':>6} {'final p50 p95':>19} {'translated p50 p95':>19} "

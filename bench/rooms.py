@@ -104,9 +104,9 @@ def program(clips: list[np.ndarray], seconds: float) -> np.ndarray:
     return np.concatenate(parts)
 
 
-async def room(url: str, http: aiohttp.ClientSession, name: str, audio: np.ndarray,
+async def room(url: str, http: aiohttp.ClientSession, *, name: str, audio: np.ndarray,
                langs: list[str], result: RoomResult) -> None:
-    listeners = await join_listeners(url, http, name, langs)
+    listeners = await join_listeners(url, http, room=name, langs=langs)
     speaker = CaptionClient(url, http)
     await speaker.start(audio, lead_silence_s=random.uniform(0, 2), room=name, name="speaker")
     await asyncio.sleep(len(audio) / RATE + 4)
@@ -149,7 +149,7 @@ def stage_means(before: dict[str, float], after: dict[str, float]) -> dict[str, 
     return means
 
 
-async def run(rooms_list: list[int], seconds: float, langs: list[str], scripted: bool) -> None:
+async def run(rooms_list: list[int], seconds: float, *, langs: list[str], scripted: bool) -> None:
     clips = phrases("en")
     audio = program(clips, seconds)
     url = f"http://127.0.0.1:{PORT}"
@@ -169,8 +169,9 @@ async def run(rooms_list: list[int], seconds: float, langs: list[str], scripted:
                 before, cpu0 = await metrics(http, url), cpu_seconds(proc.pid)
                 busy0 = machine_busy_s()
                 started = asyncio.get_running_loop().time()
-                await asyncio.gather(*(room(url, http, f"bench-{count}-{i}", audio, langs,
-                                            results[i]) for i in range(count)))
+                await asyncio.gather(*(room(url, http, name=f"bench-{count}-{i}", audio=audio,
+                                            langs=langs,
+                                            result=results[i]) for i in range(count)))
                 elapsed = asyncio.get_running_loop().time() - started
                 cpu = (cpu_seconds(proc.pid) - cpu0) / elapsed * 100
                 machine = (machine_busy_s() - busy0) / elapsed * 100
@@ -201,7 +202,7 @@ def main() -> None:
         asyncio.run(serve_scripted(args.serve))
         return
     asyncio.run(run([int(n) for n in args.rooms.split(",")], args.seconds,
-                    args.listeners.split(","), args.recognition == "scripted"))
+                    langs=args.listeners.split(","), scripted=args.recognition == "scripted"))
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ async def wait_ready(http: aiohttp.ClientSession, url: str, nodes: int) -> None:
     raise RuntimeError("the cluster did not become ready")
 
 
-async def stream(url: str, http: aiohttp.ClientSession, room: str, audio: np.ndarray
+async def stream(url: str, http: aiohttp.ClientSession, *, room: str, audio: np.ndarray
                  ) -> list[float]:
     """One speaker's translated finals: end of speech -> arrival, seconds each."""
     speaker = CaptionClient(url, http)
@@ -86,7 +86,7 @@ async def stream(url: str, http: aiohttp.ClientSession, room: str, audio: np.nda
     return lags
 
 
-async def placement(http: aiohttp.ClientSession, signaling: str, node: str,
+async def placement(http: aiohttp.ClientSession, signaling: str, *, node: str,
                     count: int = 60) -> tuple[float, float]:
     """Median time to create (and delete) a listener session: via signaling, direct."""
     async def create(url: str, n: int, headers: dict[str, str]) -> float:
@@ -143,7 +143,7 @@ async def run_cluster(nodes: int, counts: list[int], seconds: float) -> None:
                     cpu0 = sum(cpu_seconds(p.pid) for p in processes[:nodes])
                     started = time.monotonic()
                     results = await asyncio.gather(*(
-                        stream(signaling, http, f"s{nodes}-{count}-{i}", audio)
+                        stream(signaling, http, room=f"s{nodes}-{count}-{i}", audio=audio)
                         for i in range(count)))
                     elapsed = time.monotonic() - started
                     cpu = (sum(cpu_seconds(p.pid) for p in processes[:nodes]) - cpu0) / elapsed
@@ -153,7 +153,7 @@ async def run_cluster(nodes: int, counts: list[int], seconds: float) -> None:
                           f"{p95:>5.2f}s {cpu * 100:>12.0f}%   "
                           f"{'carried' if p95 <= CARRIED_P95_S else 'behind'}", flush=True)
                 if nodes == 1:
-                    via, direct = await placement(http, signaling, node_urls[0])
+                    via, direct = await placement(http, signaling, node=node_urls[0])
                     print(f"\nplacement: session created via signaling {via * 1000:.1f} ms, "
                           f"directly on the node {direct * 1000:.1f} ms (median of 60): "
                           f"+{(via - direct) * 1000:.1f} ms, {via / direct:.2f}x\n", flush=True)

@@ -70,9 +70,9 @@ def metric(text: str, name: str) -> float:
     return float("nan")
 
 
-async def one_room(url: str, http: aiohttp.ClientSession, name: str, audio: np.ndarray,
+async def one_room(url: str, http: aiohttp.ClientSession, *, name: str, audio: np.ndarray,
                    vanish: bool, ledger: Ledger) -> None:
-    listeners = await join_listeners(url, http, name, list(LISTENERS))
+    listeners = await join_listeners(url, http, room=name, langs=list(LISTENERS))
     speaker = CaptionClient(url, http)
     await speaker.start(audio, room=name, name="speaker", target_lang="en")
     ledger.sessions[name] = speaker.session_id
@@ -86,7 +86,7 @@ async def one_room(url: str, http: aiohttp.ClientSession, name: str, audio: np.n
     ledger.rooms_done += 1
 
 
-async def faults(minutes: float, google: FakeGoogle, postgres: PrivatePostgres,
+async def faults(minutes: float, google: FakeGoogle, *, postgres: PrivatePostgres,
                  redis: PrivateRedis, log: list[str]) -> None:
     """The timeline, as shares of the run: (start, what, undo after seconds)."""
     total = minutes * 60
@@ -162,7 +162,8 @@ async def run(minutes: float, room_every: float, room_seconds: float) -> None:
     rss: list[float] = []
     with server_process(port, env, [sys.executable, ROOMS_PY, "--serve", str(port)]) as proc:
         await wait_ready(url, within=120)
-        fault_task = asyncio.create_task(faults(minutes, google, postgres, redis, timeline))
+        fault_task = asyncio.create_task(faults(minutes, google, postgres=postgres, redis=redis,
+                                                log=timeline))
         rooms: set[asyncio.Task[None]] = set()
         async with aiohttp.ClientSession() as http:
             started = time.monotonic()
@@ -171,8 +172,9 @@ async def run(minutes: float, room_every: float, room_seconds: float) -> None:
                 now = time.monotonic()
                 if now >= next_room and now + room_seconds < started + minutes * 60:
                     count += 1
-                    task = asyncio.create_task(one_room(url, http, f"soak-{count}", audio,
-                                                        count % 2 == 0, ledger))
+                    task = asyncio.create_task(one_room(url, http, name=f"soak-{count}",
+                                                        audio=audio,
+                                                        vanish=count % 2 == 0, ledger=ledger))
                     rooms.add(task)
                     task.add_done_callback(rooms.discard)
                     next_room += room_every

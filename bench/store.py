@@ -103,7 +103,7 @@ class NoStore:
         pass
 
 
-async def paced_lag(store: Store, spool: Path, rate: int, seconds: float) -> float:
+async def paced_lag(store: Store, spool: Path, *, rate: int, seconds: float) -> float:
     """The loop's lag p95 while finals arrive at `rate` a second (a busy server's pace)."""
     writer = WriteBehind(store, spool)
     await writer.start()
@@ -126,23 +126,26 @@ async def main(count: int, admin_url: str) -> None:
     print(f"{'database':<11} {'finals/s':>9} {'submit p50':>11} {'p95':>8} "
           f"{'loop lag p95':>13} {'vs idle':>8}")
 
-    def row(name: str, rate: float, p50: float, p95: float, lag: float) -> None:
+    def row(name: str, figures: tuple[float, float, float, float]) -> None:
+        rate, p50, p95, lag = figures
         print(f"{name:<11} {rate:>9.0f} {p50:>9.1f}µs {p95:>6.1f}µs {lag:>10.2f} ms "
               f"{lag / idle:>7.1f}x")
 
     with tempfile.TemporaryDirectory() as tmp:
         sqlite = await SqliteStore.open(Path(tmp) / "bench.db")
-        row("SQLite", *await measure(sqlite, Path(tmp) / "spool-1", count))
-        paced = {"no database": await paced_lag(NoStore(), Path(tmp) / "spool-0", PACE, 5),
-                 "SQLite": await paced_lag(sqlite, Path(tmp) / "spool-3", PACE, 5)}
+        row("SQLite", await measure(sqlite, Path(tmp) / "spool-1", count))
+        paced = {"no database": await paced_lag(NoStore(), Path(tmp) / "spool-0", rate=PACE,
+                                                seconds=5),
+                 "SQLite": await paced_lag(sqlite, Path(tmp) / "spool-3", rate=PACE, seconds=5)}
         await sqlite.close()
         name = f"li_bench_{secrets.token_hex(4)}"
         admin = await asyncpg.connect(admin_url)
         await admin.execute(f"CREATE DATABASE {name}")
         try:
             postgres = await PostgresStore.open(admin_url.rsplit("/", 1)[0] + "/" + name)
-            row("PostgreSQL", *await measure(postgres, Path(tmp) / "spool-2", count))
-            paced["PostgreSQL"] = await paced_lag(postgres, Path(tmp) / "spool-4", PACE, 5)
+            row("PostgreSQL", await measure(postgres, Path(tmp) / "spool-2", count))
+            paced["PostgreSQL"] = await paced_lag(postgres, Path(tmp) / "spool-4", rate=PACE,
+                                                  seconds=5)
             await postgres.close()
         finally:
             await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")

@@ -1,5 +1,6 @@
-"""Translation cache and ephemeral session state: in memory by default, in Redis
-(with memory standing in while it is down) when `LIVE_INTERPRETER_REDIS_URL` is set."""
+"""A key-value store with expiry for the translation cache and ephemeral session state
+(what `media_server/resumable.py` keeps): in memory by default, in Redis (with memory
+standing in while it is down) when `LIVE_INTERPRETER_REDIS_URL` is set."""
 
 from __future__ import annotations
 

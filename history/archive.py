@@ -14,6 +14,7 @@ from history.base import Store, StoreUnavailable
 from history.records import SessionRecord, StoreRecord, UtteranceRecord
 from history.writer import WriteBehind
 from media_server.settings import Settings
+from media_server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 PURGE_INTERVAL_S = 3600.0
@@ -28,19 +29,29 @@ async def open_store(settings: Settings) -> Store:
 
 
 class _Reconnecting:
-    """Opens the database on first use and again after it was lost."""
+    """Opens the database on first use and again after it was lost. First uses at once
+    share one opening, and closing waits for an opening in flight and closes what it
+    opened: a connection dropped unclosed would keep the process from exiting."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._store: Store | None = None
+        self._opening: asyncio.Task[Store] | None = None
         self.name = "postgresql" if settings.database_url else "sqlite"
 
     async def _open(self) -> Store:
-        if self._store is None:
-            try:
-                self._store = await open_store(self._settings)
-            except OSError as exc:  # a SQLite file that cannot be made; PG says it itself
-                raise StoreUnavailable(f"cannot open the store: {exc}") from exc
+        if self._store is not None:
+            return self._store
+        if self._opening is None:
+            self._opening = asyncio.create_task(open_store(self._settings), name="store-open")
+        opening = self._opening
+        try:  # (shielded: a caller that gives up does not cut an opening short)
+            self._store = await asyncio.shield(opening)
+        except OSError as exc:  # a SQLite file that cannot be made; PG says it itself
+            raise StoreUnavailable(f"cannot open the store: {exc}") from exc
+        finally:
+            if opening.done() and self._opening is opening:
+                self._opening = None  # failed or done: the next use opens again if need be
         return self._store
 
     async def write(self, records: Sequence[StoreRecord]) -> None:
@@ -56,8 +67,13 @@ class _Reconnecting:
         return await (await self._open()).purge(before)
 
     async def close(self) -> None:
+        if self._opening is not None:
+            with contextlib.suppress(Exception):
+                self._store = await self._opening
+            self._opening = None
         if self._store is not None:
             await self._store.close()
+            self._store = None
 
 
 class Archive:
@@ -94,9 +110,6 @@ class Archive:
             await asyncio.sleep(PURGE_INTERVAL_S)
 
     async def close(self) -> None:
-        if self._purger is not None:
-            self._purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._purger
+        await cancel_and_wait(self._purger)
         await self.writer.aclose()
         await self.store.close()

@@ -22,7 +22,7 @@ def _cue_end(record: UtteranceRecord) -> int:
     return max(record.end_ms, record.start_ms + 1)  # a cue must not end before it starts
 
 
-def as_json(room: str, records: list[UtteranceRecord], sessions: list[SessionRecord],
+def as_json(room: str, records: list[UtteranceRecord], *, sessions: list[SessionRecord],
             lang: str | None) -> dict[str, Any]:
     return {"room": room, "lang": lang, "sessions": [{
         "participant_id": s.session.participant_id, "name": s.session.name,
@@ -58,9 +58,10 @@ def as_srt(records: list[UtteranceRecord], lang: str | None) -> str:
         for index, r in enumerate(records, 1))
 
 
-def render(kind: str, room: str, records: list[UtteranceRecord], sessions: list[SessionRecord],
+def render(kind: str, room: str, *, records: list[UtteranceRecord], sessions: list[SessionRecord],
            lang: str | None) -> str:
     """The transcript as the body of a file of `kind` (one of FORMATS)."""
     if kind == "json":
-        return json.dumps(as_json(room, records, sessions, lang), ensure_ascii=False, indent=2)
+        return json.dumps(as_json(room, records, sessions=sessions, lang=lang), ensure_ascii=False,
+                          indent=2)
     return as_vtt(records, lang) if kind == "vtt" else as_srt(records, lang)

@@ -19,6 +19,7 @@ from pathlib import Path
 from history.base import Store
 from history.records import StoreRecord, record_from_json, record_to_json
 from media_server.metrics import STORE_QUEUE, STORE_SPOOLED
+from media_server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -65,10 +66,7 @@ class WriteBehind:
     async def aclose(self, within_s: float = 2.0) -> None:
         """Write what is left if the database answers; spool the rest for next time."""
         await self.drain(within_s)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         if self._memory:
             await self._spill()
 
@@ -144,8 +142,26 @@ def _count_lines(path: Path) -> int:
 
 
 def _read_lines(path: Path) -> list[StoreRecord]:
+    """The spooled records. A line that cannot be read (cut short by a crash as it was
+    written) is set aside in `<spool>.rejected`, rather than holding up every record
+    after it for ever."""
+    records: list[StoreRecord] = []
+    rejected: list[str] = []
     with path.open() as spool:
-        return [record_from_json(line) for line in spool if line.strip()]
+        for line in spool:
+            if not line.strip():
+                continue
+            try:
+                records.append(record_from_json(line))
+            except (ValueError, TypeError, KeyError):
+                rejected.append(line if line.endswith("\n") else line + "\n")
+    if rejected:
+        aside = path.with_name(path.name + ".rejected")
+        with aside.open("a") as kept:
+            kept.writelines(rejected)
+        log.error("spooled records that cannot be read were set aside",
+                  extra={"count": len(rejected), "path": str(aside)})
+    return records
 
 
 def _append_lines(path: Path, records: list[StoreRecord]) -> None:

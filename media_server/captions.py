@@ -18,7 +18,7 @@ from media_server.protocol import CaptionMessage, Translation
 
 
 class CaptionBuilder:
-    def __init__(self, speaker_id: str, speaker_name: str, lang: str, *, offset_ms: int = 0,
+    def __init__(self, speaker_id: str, speaker_name: str, *, lang: str, offset_ms: int = 0,
                  said: int = 0) -> None:
         self._speaker_id = speaker_id
         self.speaker_name = speaker_name

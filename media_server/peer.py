@@ -226,7 +226,7 @@ class Peer:
 
     def _start_pipeline(self, track: MediaStreamTrack) -> None:
         chain = self._chain = speaker_chain(
-            self.participant, self.room, self._catalog,
+            self.participant, self.room, catalog=self._catalog,
             interim_interval_ms=self._limits.interim_translation_interval_ms)
         self._spawn(chain.pipeline.run(), "pipeline")
         self._spawn(self._receive(track, chain.pipeline), "receive")

@@ -42,7 +42,7 @@ class Speaker(Protocol):
 
 
 class SpeakerPipeline:
-    def __init__(self, stream: SpeechStream, captions: CaptionBuilder, sink: CaptionSink, *,
+    def __init__(self, stream: SpeechStream, captions: CaptionBuilder, *, sink: CaptionSink,
                  speaker: Speaker, echo_guard: EchoGuard, clock_ms: Callable[[], int]) -> None:
         self._stream = stream
         self._captions = captions

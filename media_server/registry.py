@@ -34,7 +34,7 @@ MAX_NAME_CHARS = 64
 
 
 class SessionRegistry:
-    def __init__(self, settings: Settings, engines: Engines, archive: Archiver = keep_nothing,
+    def __init__(self, settings: Settings, engines: Engines, *, archive: Archiver = keep_nothing,
                  states: ResumableSessions | None = None,
                  publish: Publisher = publish_nothing) -> None:
         self._settings = settings
@@ -47,7 +47,8 @@ class SessionRegistry:
         self._empty.set()
         self.speakers = SpeakerSlots(_speaker_capacity(settings, engines), engines.scheduler)
         STT_CAPACITY.set(self.speakers.capacity)
-        self.rooms = Rooms(engines.catalog, settings.max_room_participants, archive, publish)
+        self.rooms = Rooms(engines.catalog, settings.max_room_participants, archive=archive,
+                           publish=publish)
         self._limits = PeerConfig(
             idle_timeout_s=settings.peer_idle_timeout_s,
             connect_timeout_s=settings.offer_timeout_s,
@@ -76,18 +77,7 @@ class SessionRegistry:
         monitor: bool | None = None, stt_model: str = "", kind: str = "webrtc",
         owner: str = "", resumed: ResumeState | None = None,
     ) -> Peer:
-        if not ROOM_NAME.fullmatch(room):
-            raise BadRequest("bad_room", "room must be 1-64 ASCII letters, digits, '.', '_' "
-                             "or '-', and not '.' or '..'")
-        if not name.strip() or len(name) > MAX_NAME_CHARS or not name.isprintable():
-            raise BadRequest("bad_name", f"name must be 1-{MAX_NAME_CHARS} printable "
-                             "characters (no line breaks or control characters)")
-        for lang in (source_lang, target_lang):
-            if not _LANG.match(lang):
-                raise BadRequest("bad_language", f"{lang!r} is not a language code")
-        if stt_model and stt_model not in self._settings.google_stt_models:
-            raise BadRequest("bad_model", f"{stt_model!r} is not one of this server's speech "
-                             f"models: {', '.join(self._settings.google_stt_models)}")
+        self._check(room, name=name, langs=(source_lang, target_lang), stt_model=stt_model)
         self.catalog.check_languages(source_lang, target_lang, speak)
         if len(self._peers) >= self._settings.max_sessions:
             raise Unavailable("too_many_sessions", "the server has no room for another session")
@@ -126,6 +116,21 @@ class SessionRegistry:
                  extra={"session_id": session_id, "room": room, "speak": speak,
                         "source_lang": source_lang, "participant": info.participant_id})
         return peer
+
+    def _check(self, room: str, *, name: str, langs: tuple[str, str], stt_model: str) -> None:
+        """What a client asked for is well formed (whether it is served is the catalog's)."""
+        if not ROOM_NAME.fullmatch(room):
+            raise BadRequest("bad_room", "room must be 1-64 ASCII letters, digits, '.', '_' "
+                             "or '-', and not '.' or '..'")
+        if not name.strip() or len(name) > MAX_NAME_CHARS or not name.isprintable():
+            raise BadRequest("bad_name", f"name must be 1-{MAX_NAME_CHARS} printable "
+                             "characters (no line breaks or control characters)")
+        for lang in langs:
+            if not _LANG.match(lang):
+                raise BadRequest("bad_language", f"{lang!r} is not a language code")
+        if stt_model and stt_model not in self._settings.google_stt_models:
+            raise BadRequest("bad_model", f"{stt_model!r} is not one of this server's speech "
+                             f"models: {', '.join(self._settings.google_stt_models)}")
 
     async def resume(self, session_id: str,
                      authorize: Authorize = lambda room, speak, owner: None) -> Peer:

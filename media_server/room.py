@@ -37,7 +37,7 @@ def publish_nothing(room: str, caption: CaptionMessage, translations: dict[str, 
 
 class Room:
     def __init__(self, name: str, catalog: EngineCatalog,
-                 archive: Archiver = keep_nothing, publish: Publisher = publish_nothing) -> None:
+                 *, archive: Archiver = keep_nothing, publish: Publisher = publish_nothing) -> None:
         self.name = name
         self.archive = archive  # finals with their translations go to the store
         self._publish = publish
@@ -142,7 +142,7 @@ class Rooms:
     """The rooms of this process. A room exists while someone is in it."""
 
     def __init__(self, catalog: EngineCatalog, capacity: int,
-                 archive: Archiver = keep_nothing, publish: Publisher = publish_nothing) -> None:
+                 *, archive: Archiver = keep_nothing, publish: Publisher = publish_nothing) -> None:
         self._catalog = catalog
         self._archive = archive
         self._publish = publish
@@ -164,7 +164,8 @@ class Rooms:
     def admit(self, name: str) -> Room:
         """The room to join (a new one if nobody is in it), if it has space. Nothing is
         kept until `join`, so a refused or failed join leaves nothing behind."""
-        room = self._rooms.get(name) or Room(name, self._catalog, self._archive, self._publish)
+        room = self._rooms.get(name) or Room(name, self._catalog, archive=self._archive,
+                                             publish=self._publish)
         if len(room) >= self.capacity:
             raise Conflict("room_full", f"room {name!r} is full ({self.capacity} participants)")
         return room

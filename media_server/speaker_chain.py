@@ -35,11 +35,11 @@ class SpeakerChain:
         await self.interpreter.aclose()
 
 
-def speaker_chain(speaker: Participant, room: Room, catalog: EngineCatalog, *,
+def speaker_chain(speaker: Participant, room: Room, *, catalog: EngineCatalog,
                   interim_interval_ms: int) -> SpeakerChain:
     info = speaker.info
     stream = catalog.stt.open_stream(info.source_lang, model=info.stt_model)
-    captions = CaptionBuilder(info.participant_id, info.name, info.source_lang,
+    captions = CaptionBuilder(info.participant_id, info.name, lang=info.source_lang,
                               said=info.said_before)
     engine = catalog.stt.name
 
@@ -56,6 +56,6 @@ def speaker_chain(speaker: Participant, room: Room, catalog: EngineCatalog, *,
                 tell_readers_of=room.tell_readers_of, keep=keep, speak=room.speech.speak,
                 wall_time=room.wall_time),
         translator_for=catalog.translator_for, interval_ms=interim_interval_ms)
-    pipeline = SpeakerPipeline(stream, captions, interpreter, speaker=speaker,
+    pipeline = SpeakerPipeline(stream, captions, sink=interpreter, speaker=speaker,
                                echo_guard=speaker.echo_guard, clock_ms=room.clock_ms)
     return SpeakerChain(pipeline, captions, interpreter)

@@ -12,7 +12,6 @@ sentence by sentence) and grows as the voice goes on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -30,6 +29,7 @@ from media_server.participant import Participant
 from media_server.playout import RATE as PLAYOUT_RATE
 from media_server.playout import Clip
 from media_server.protocol import CaptionMessage, ErrorMessage
+from media_server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 QUEUE_PER_LANGUAGE = 16
@@ -68,11 +68,7 @@ class SpeechOutput:
                         extra={"utterance_id": caption.utterance_id, "lang": lang})
 
     async def aclose(self) -> None:
-        for worker in self._workers:
-            worker.cancel()
-        for worker in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        await cancel_and_wait(*self._workers)
 
     def _listeners(self, lang: str, speaker_id: str) -> list[Participant]:
         return [p for p in self._participants() if p.hears(lang, speaker_id)]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from cache import open_key_value
 from cache.translations import KeyValueTranslationCache
@@ -21,6 +21,7 @@ from media_server.registry import SessionRegistry
 from media_server.remote_candidates import LOCAL_NETWORKS
 from media_server.resumable import ResumableSessions
 from media_server.settings import Settings, SettingsError
+from media_server.tasks import cancel_and_wait
 from signaling import sessions, transcripts, whip
 from signaling.access import ACCESS, Access
 from signaling.clients import CLIENT, behind_proxies, forwarded_by_signaling, node_guard
@@ -75,7 +76,7 @@ def web_client_routes() -> web.RouteTableDef:
 def create_app(
     settings: Settings,
     engines: Engines | None = None,
-    load_engines: EngineLoader = loader.load_engines,
+    *, load_engines: EngineLoader = loader.load_engines,
     dev: bool = False,
     node: bool = False,
 ) -> web.Application:
@@ -90,14 +91,8 @@ def create_app(
             ice_allowed_networks=settings.ice_allowed_networks + LOCAL_NETWORKS)
     if node and not settings.node_secret:
         raise SettingsError("a media node needs node_secret (signaling shows it)")
-    limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
-    middlewares = [error_middleware, cors_middleware(settings.allowed_origins),
-                   limiter.middleware()]
-    if node:  # only signaling may call; it says whose call it forwards
-        middlewares.insert(1, node_guard(settings.node_secret))
-    if dev:
-        middlewares.insert(1, loopback_host_only)
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=_middlewares(settings, dev=dev, node=node))
     protect(app)
     app[SETTINGS] = settings
     app[ACCESS] = Access(None if dev else auth_secret(settings))
@@ -105,6 +100,32 @@ def create_app(
     runtime = app[RUNTIME] = Runtime()
     if node:
         media_node.attach(app, settings, runtime)
+    _run_sessions(app, settings, runtime=runtime, engines=engines, load_engines=load_engines)
+    app.add_routes(routes)
+    serve_metrics(app, settings)
+    app.add_routes(sessions.routes)
+    app.add_routes(whip.routes)
+    app.add_routes(transcripts.routes)
+    app.add_routes(web_client_routes())  # last: it matches every GET path
+    return app
+
+
+def _middlewares(settings: Settings, *, dev: bool, node: bool) -> list[Middleware]:
+    limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    middlewares = [error_middleware, cors_middleware(settings.allowed_origins),
+                   limiter.middleware()]
+    if node:  # only signaling may call; it says whose call it forwards
+        middlewares.insert(1, node_guard(settings.node_secret))
+    if dev:
+        middlewares.insert(1, loopback_host_only)
+    return middlewares
+
+
+def _run_sessions(app: web.Application, settings: Settings, *, runtime: Runtime,
+                  engines: Engines | None, load_engines: EngineLoader) -> None:
+    """The sessions' life in the app: the store and the cache open with it, the engines
+    (given, or loaded in the background), sessions closed on shutdown before the store
+    writes its last finals."""
     # The process's one cache backend (memory, or a Redis pool): translations and the
     # state that lets a dropped session resume.
     ephemeral = open_key_value(settings.redis_url)
@@ -113,17 +134,8 @@ def create_app(
     def start_sessions(engines: Engines) -> None:
         engines.catalog.use_cache(
             KeyValueTranslationCache(ephemeral, settings.translation_cache_ttl_s))
-        runtime.registry = SessionRegistry(settings, engines, runtime.keep, states,
-                                           runtime.publish)
-
-    if engines is not None:
-        start_sessions(engines)
-    app.add_routes(routes)
-    serve_metrics(app, settings)
-    app.add_routes(sessions.routes)
-    app.add_routes(whip.routes)
-    app.add_routes(transcripts.routes)
-    app.add_routes(web_client_routes())  # last: it matches every GET path
+        runtime.registry = SessionRegistry(settings, engines, archive=runtime.keep,
+                                           states=states, publish=runtime.publish)
 
     async def engines_context(app: web.Application) -> AsyncIterator[None]:
         async def load() -> None:
@@ -138,9 +150,7 @@ def create_app(
         # Load in the background: /healthz answers at once, /readyz once loaded.
         loading = asyncio.create_task(load(), name="load-engines")
         yield
-        loading.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loading
+        await cancel_and_wait(loading)
         if runtime.engines is not None:
             await runtime.engines.close()
 
@@ -157,8 +167,9 @@ def create_app(
         await archive.close()  # after the sessions: their last finals are written
         await ephemeral.close()
 
+    if engines is not None:
+        start_sessions(engines)
     app.on_shutdown.append(close_sessions)
     app.cleanup_ctx.append(state_context)
     if engines is None:
         app.cleanup_ctx.append(engines_context)
-    return app

@@ -107,8 +107,8 @@ def _turn_check(settings: Settings, peer: str | None, transport: str) -> int:
         target = (address.strip("[]"), int(peer_port))
     port = settings.turn_tls_port if transport == "tls" else settings.turn_port
     try:
-        result = asyncio.run(check_turn(settings.turn_host, port, settings.turn_secret,
-                                        transport, target))
+        result = asyncio.run(check_turn(settings.turn_host, port, secret=settings.turn_secret,
+                                        transport=transport, peer=target))
     except Exception as exc:  # refused credentials, unreachable server: say which
         sys.stderr.write(f"turn-check: allocation FAILED: {exc!r}\n")
         return 1
@@ -154,7 +154,7 @@ def _languages(settings: Settings, as_json: bool) -> int:
     return 0
 
 
-def _export(settings: Settings, room: str, kind: str, lang: str | None,
+def _export(settings: Settings, room: str, *, kind: str, lang: str | None,
             meeting: str | None) -> int:
     """Print a room's transcript from the store (the server need not run): every
     meeting's, or one meeting's."""
@@ -176,7 +176,7 @@ def _export(settings: Settings, room: str, kind: str, lang: str | None,
     if not records:
         sys.stderr.write(f"live-interpreter: no transcript for room {room!r}\n")
         return 1
-    sys.stdout.write(export.render(kind, room, records, sessions, lang))
+    sys.stdout.write(export.render(kind, room, records=records, sessions=sessions, lang=lang))
     return 0
 
 
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "export":
-        return _export(settings, args.room, args.format, args.lang, args.meeting)
+        return _export(settings, args.room, kind=args.format, lang=args.lang, meeting=args.meeting)
     if args.command == "token":
         return _token(settings, args)
     if args.command == "turn-check":

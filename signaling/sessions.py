@@ -29,7 +29,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def _get(data: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
+def _get(data: dict[str, Any], name: str, *, kind: type | tuple[type, ...], default: Any) -> Any:
     value = data.get(name, default)
     if not isinstance(value, kind):
         names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
@@ -64,22 +64,23 @@ async def create_session(request: web.Request) -> web.Response:
     registry = registry_of(request)
     settings = request.app[SETTINGS]
     data = await json_object(request)
-    resume = _get(data, "resume", str, "")
+    resume = _get(data, "resume", kind=str, default="")
     if resume:  # a client back after losing its connection: the session goes on
         peer = await registry.resume(resume, _authorize(request))
         token = request.app[ACCESS].token_of(request)
     else:
-        source = _get(data, "source_lang", str, settings.stt_default_language)
-        room, speak = _get(data, "room", str, "default"), _get(data, "speak", bool, True)
+        source = _get(data, "source_lang", kind=str, default=settings.stt_default_language)
+        room = _get(data, "room", kind=str, default="default")
+        speak = _get(data, "speak", kind=bool, default=True)
         token = check(request, room, speaking=speak)
         peer = registry.create(
             room=room,
-            name=_get(data, "name", str, "Speaker"),
+            name=_get(data, "name", kind=str, default="Speaker"),
             source_lang=source,
-            target_lang=_get(data, "target_lang", str, source),
+            target_lang=_get(data, "target_lang", kind=str, default=source),
             speak=speak,
-            monitor=_get(data, "monitor", (bool, type(None)), None),
-            stt_model=_get(data, "stt_model", str, ""),
+            monitor=_get(data, "monitor", kind=(bool, type(None)), default=None),
+            stt_model=_get(data, "stt_model", kind=str, default=""),
             owner=token.owner if token is not None else "",
         )
     return web.json_response(
@@ -112,7 +113,8 @@ async def get_session(request: web.Request) -> web.Response:
 async def offer(request: web.Request) -> web.Response:
     peer = _own_session(request)
     data = await json_object(request)
-    answer = await peer.answer(_get(data, "sdp", str, None), _get(data, "type", str, None))
+    answer = await peer.answer(_get(data, "sdp", kind=str, default=None),
+                               _get(data, "type", kind=str, default=None))
     return web.json_response({"sdp": answer.sdp, "type": answer.type})
 
 

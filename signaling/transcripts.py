@@ -76,5 +76,6 @@ async def transcript(request: web.Request) -> web.Response:
     else:
         raise NotFound("unknown_room", "no transcript for this room")
     records, sessions = said, present
-    return web.Response(text=export.render(kind, room, records, sessions, lang),
+    return web.Response(text=export.render(kind, room, records=records, sessions=sessions,
+                                           lang=lang),
                         content_type=export.FORMATS[kind], charset="utf-8")

@@ -30,7 +30,7 @@ class TurnCheck:
     peer_refused: str | None = None  # coturn's refusal of the peer, if it refused
 
 
-async def check_turn(host: str, port: int, secret: str, transport: str = "udp",
+async def check_turn(host: str, port: int, *, secret: str, transport: str = "udp",
                      peer: tuple[str, int] | None = None, username: str | None = None,
                      password: str | None = None, ttl_s: int = 600,
                      tls: ssl.SSLContext | None = None) -> TurnCheck:

@@ -31,7 +31,7 @@ def render(values: dict[str, str], overrides: dict[str, list[str]]) -> str:
 
 
 class Coturn:
-    def __init__(self, directory: Path, secret: str, allow_media_peer: bool = True,
+    def __init__(self, directory: Path, secret: str, *, allow_media_peer: bool = True,
                  command_prefix: tuple[str, ...] = (), old_secret: str = "") -> None:
         self.directory = directory
         self.old_secret = old_secret  # a second secret, as while rotating

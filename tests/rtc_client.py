@@ -115,10 +115,10 @@ class CaptionClient:
         data = await resp.json()
         if resp.status != 201:
             raise RuntimeError(f"session refused: {resp.status} {data}")
-        await self.connect(data["session_id"], audio, lead_silence_s)
+        await self.connect(data["session_id"], audio, lead_silence_s=lead_silence_s)
 
     async def connect(self, session_id: str, audio: np.ndarray | None,
-                      lead_silence_s: float = 0.3,
+                      *, lead_silence_s: float = 0.3,
                       config: RTCConfiguration | None = None) -> None:
         self.session_id = session_id
         self.pc = RTCPeerConnection(config or RTCConfiguration(iceServers=[]))

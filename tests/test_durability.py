@@ -25,7 +25,7 @@ from tests.scripted_speech import scripted_engines
 from tests.services import PrivatePostgres, PrivateRedis
 
 
-def bursts(jfk48: np.ndarray, count: int, speech_s: float = 0.45, gap_s: float = 0.55
+def bursts(jfk48: np.ndarray, count: int, *, speech_s: float = 0.45, gap_s: float = 0.55
            ) -> np.ndarray:
     """`count` short stretches of JFK's speech, each followed by a pause long enough
     to end an utterance: one final each, quickly."""

@@ -31,7 +31,7 @@ def _syllables(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.array(levels[:n])
 
 
-def _run(monkeypatch: pytest.MonkeyPatch, mic_mix: float, text: str, seed: int = 3,
+def _run(monkeypatch: pytest.MonkeyPatch, mic_mix: float, *, text: str, seed: int = 3,
          clip_text: str = "And so my fellow Americans.") -> bool:
     """Play a clip; the mic hears it 200 ms later, mixed with independent speech."""
     clock = Clock()
@@ -54,10 +54,11 @@ SEEDS = range(200)  # envelopes: each seed its own syllables, echo and other spe
 CLIP = "And so my fellow Americans."
 
 
-def _rate(monkeypatch: pytest.MonkeyPatch, mic_mix: float, text: str,
+def _rate(monkeypatch: pytest.MonkeyPatch, mic_mix: float, *, text: str,
           clip_text: str = CLIP) -> float:
     """The share of envelopes judged echo."""
-    return sum(_run(monkeypatch, mic_mix, text, seed, clip_text) for seed in SEEDS) / len(SEEDS)
+    return sum(_run(monkeypatch, mic_mix, text=text, seed=seed,
+                    clip_text=clip_text) for seed in SEEDS) / len(SEEDS)
 
 
 def test_pure_echo_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,14 +56,15 @@ async def wait_until(condition: object, within_s: float = 5.0) -> None:
 
 async def catalog_with_google_first(clients: GoogleClients, board: HealthBoard
                                     ) -> EngineCatalog:
-    google = GoogleTranslator(clients.translation, clients.project, clients.location, 0.5)
+    google = GoogleTranslator(clients.translation, clients.project, location=clients.location,
+                              timeout_s=0.5)
     await google.load_languages()
     local = FastTranslate()
     await asyncio.to_thread(local.warm_up)
-    voice = GoogleTts(clients.tts, {}, 48000, 0.5)
+    voice = GoogleTts(clients.tts, {}, sample_rate=48000, timeout_s=0.5)
     await voice.load_voices()
-    speech = GoogleSpeech(clients.speech, clients.project, clients.location,
-                          GoogleSpeechConfig())
+    speech = GoogleSpeech(clients.speech, clients.project, location=clients.location,
+                          config=GoogleSpeechConfig())
     return EngineCatalog(speech, [google, local], [voice, EspeakTts()], board,
                          in_memory_cache(), translate_deadlines=Deadlines(1.0, 3.0),
                          tts_deadlines=Deadlines(1.0, 3.0))
@@ -131,7 +132,7 @@ async def test_recognition_moves_to_whisper_mid_utterance_and_back(
     board = HealthBoard(probe_interval_s=0.3)
     # retries=0: a mid-stream abort can reach the client as INTERNAL; fail over at once.
     google = GoogleSpeech(google_clients.speech, google_clients.project,
-                          google_clients.location, GoogleSpeechConfig(retries=0))
+                          location=google_clients.location, config=GoogleSpeechConfig(retries=0))
     local = adapter(engines)
     speech = FallbackSpeech([(google, board.register("stt", "google", _stt_probe(google))),
                              (local, board.register("stt", local.name, _stt_probe(local)))])
@@ -139,7 +140,7 @@ async def test_recognition_moves_to_whisper_mid_utterance_and_back(
     faults.abort_streams, faults.abort_after_ms = 1, FAULT_AT_MS
     faults.abort_code = grpc.StatusCode.PERMISSION_DENIED
     before = fallbacks("stt")
-    events, _ = await stream_speech(google_clients, jfk16, GoogleSpeechConfig(), speech)
+    events, _ = await stream_speech(google_clients, jfk16, config=GoogleSpeechConfig(), stt=speech)
     check_captions(events, cut=True)  # Whisper hears again from inside a word
     assert fallbacks("stt") == before + 1
     streams = fake_google.speech.streams
@@ -159,21 +160,23 @@ async def test_a_model_google_refuses_is_the_streams_error_not_googles(
     stream goes on with Whisper, and Google stays in service for everyone else."""
     board = HealthBoard(probe_interval_s=0.3)
     google = GoogleSpeech(google_clients.speech, google_clients.project,
-                          google_clients.location, GoogleSpeechConfig())
+                          location=google_clients.location, config=GoogleSpeechConfig())
     local = adapter(engines)
     google_health = board.register("stt", "google", _stt_probe(google))
     speech = FallbackSpeech([(google, google_health),
                              (local, board.register("stt", local.name, _stt_probe(local)))])
     before = fallbacks("stt")
     first_phrase = jfk16[:round(4.5 * 16000) * 2]  # "And so my fellow Americans"
-    events, _ = await stream_speech(google_clients, first_phrase, GoogleSpeechConfig(), speech,
+    events, _ = await stream_speech(google_clients, first_phrase, config=GoogleSpeechConfig(),
+                                    stt=speech,
                                     model="chirp_2")
     said = " ".join(e.text for e in events if e.kind is SpeechEventKind.FINAL).lower()
     assert "fellow" in said  # heard, by Whisper
     assert google_health.healthy and board.degraded() == [] and fallbacks("stt") == before
     # Refused once, as it opened: the stream did not go back to Google after a final.
     assert fake_google.speech.refused == 1 and fake_google.speech.streams == []
-    events, _ = await stream_speech(google_clients, first_phrase, GoogleSpeechConfig(), speech)
+    events, _ = await stream_speech(google_clients, first_phrase, config=GoogleSpeechConfig(),
+                                    stt=speech)
     assert len(fake_google.speech.streams) == 1  # the next session's stream: Google's
     await no_grpc_feeder_left()
     await board.close()

@@ -47,13 +47,14 @@ def jfk16() -> bytes:
     return np.concatenate([lead, load_pcm48(JFK, rate=16000)]).tobytes()
 
 
-async def stream_speech(clients: GoogleClients, pcm: bytes, config: GoogleSpeechConfig,
-                        stt: SpeechToText | None = None, *, model: str = ""
+async def stream_speech(clients: GoogleClients, pcm: bytes, *, config: GoogleSpeechConfig,
+                        stt: SpeechToText | None = None, model: str = ""
                         ) -> tuple[list[SpeechEvent], int]:
     """Push the audio in 20 ms frames in real time, as a WebRTC track does; return the
     events and how often the Google stream restarted."""
     if stt is None:
-        stt = GoogleSpeech(clients.speech, clients.project, clients.location, config)
+        stt = GoogleSpeech(clients.speech, clients.project, location=clients.location,
+                           config=config)
     stream = stt.open_stream("en", model=model)
 
     async def feed() -> None:
@@ -88,7 +89,7 @@ def check_spans(finals: list[SpeechEvent], pause_ms: tuple[int, int] = (0, 0)) -
             f"JFK {start_s}-{end_s} s not heard: {[(f.start_ms, f.end_ms, f.text) for f in finals]}"
 
 
-def check_captions(events: list[SpeechEvent], extra_ms: int = 0, cut: bool = False,
+def check_captions(events: list[SpeechEvent], extra_ms: int = 0, *, cut: bool = False,
                    pause_ms: tuple[int, int] = (0, 0)) -> str:
     """Every utterance opens, may be revised, closes once; offsets move forward and
     finals never overlap; each of JFK's utterances is covered (`check_spans`); the text
@@ -129,7 +130,7 @@ def check_pacing(streams: list[StreamRecord]) -> None:
 
 async def test_streaming_captions_of_real_speech(
         google_clients: GoogleClients, fake_google: FakeGoogle, jfk16: bytes) -> None:
-    events, restarts = await stream_speech(google_clients, jfk16, GoogleSpeechConfig())
+    events, restarts = await stream_speech(google_clients, jfk16, config=GoogleSpeechConfig())
     check_captions(events)
     interims = [e for e in events if e.kind is SpeechEventKind.INTERIM]
     assert interims and any(0 < e.stable_chars < len(e.text) for e in interims)
@@ -160,7 +161,7 @@ async def test_restarts_at_a_quiet_point_or_before_the_limit(
     paused = jfk16[:pause_at] + bytes(64000) + jfk16[pause_at:]
     fake_google.speech.faults.max_stream_s = 5.0
     events, restarts = await stream_speech(
-        google_clients, paused, GoogleSpeechConfig(restart_s=2.0, max_stream_s=4.5))
+        google_clients, paused, config=GoogleSpeechConfig(restart_s=2.0, max_stream_s=4.5))
     check_captions(events, extra_ms=2000, pause_ms=(pause_ms, 2000))
     streams = fake_google.speech.streams
     assert restarts >= 2 and all(s.outcome == "completed" for s in streams), streams
@@ -174,7 +175,7 @@ async def test_the_stream_limit_hit_mid_speech_loses_nothing(
     """Our restart is off; Google's limit (OUT_OF_RANGE) cuts streams wherever it falls."""
     fake_google.speech.faults.max_stream_s = 4.0
     events, restarts = await stream_speech(
-        google_clients, jfk16, GoogleSpeechConfig(restart_s=200, max_stream_s=250))
+        google_clients, jfk16, config=GoogleSpeechConfig(restart_s=200, max_stream_s=250))
     check_captions(events, cut=True)
     outcomes = [s.outcome for s in fake_google.speech.streams]
     assert outcomes.count("aborted OUT_OF_RANGE") >= 2 and restarts >= 2, outcomes
@@ -185,7 +186,7 @@ async def test_unavailable_mid_utterance_restarts_and_loses_nothing(
         google_clients: GoogleClients, fake_google: FakeGoogle, jfk16: bytes) -> None:
     faults = fake_google.speech.faults
     faults.abort_streams, faults.abort_after_ms = 1, FAULT_AT_MS
-    events, restarts = await stream_speech(google_clients, jfk16, GoogleSpeechConfig())
+    events, restarts = await stream_speech(google_clients, jfk16, config=GoogleSpeechConfig())
     check_captions(events)
     outcomes = [s.outcome for s in fake_google.speech.streams]
     assert outcomes == ["aborted UNAVAILABLE", "completed"] and restarts == 1
@@ -195,7 +196,7 @@ async def test_a_stalled_stream_is_restarted(
         google_clients: GoogleClients, fake_google: FakeGoogle, jfk16: bytes) -> None:
     fake_google.speech.faults.stall_after_ms = FAULT_AT_MS
     events, restarts = await stream_speech(
-        google_clients, jfk16, GoogleSpeechConfig(stall_timeout_s=2.5))
+        google_clients, jfk16, config=GoogleSpeechConfig(stall_timeout_s=2.5))
     check_captions(events)
     assert "stalled" in [s.outcome for s in fake_google.speech.streams] and restarts >= 1
 
@@ -206,7 +207,7 @@ async def test_persistent_errors_fail_the_stream_after_retries(
     started = time.monotonic()
     # (A write racing the server's abort can surface as INTERNAL: retried alike.)
     with pytest.raises(SpeechStreamFailed, match=r"Unavailable|InternalServerError"):
-        await stream_speech(google_clients, jfk16, GoogleSpeechConfig(retries=3))
+        await stream_speech(google_clients, jfk16, config=GoogleSpeechConfig(retries=3))
     assert len(fake_google.speech.streams) == 4  # the first try and three restarts
     assert time.monotonic() - started < 5.0
 
@@ -216,7 +217,7 @@ async def test_permission_errors_are_not_retried(
     faults = fake_google.speech.faults
     faults.abort_streams, faults.abort_code = 1, grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(SpeechStreamFailed, match=r"PermissionDenied|PERMISSION_DENIED"):
-        await stream_speech(google_clients, jfk16, GoogleSpeechConfig())
+        await stream_speech(google_clients, jfk16, config=GoogleSpeechConfig())
     assert len(fake_google.speech.streams) == 1
 
 
@@ -226,7 +227,7 @@ async def test_a_stream_stalled_before_any_speech_was_reported_is_restarted(
     unanswered restarts the stream, which hears that speech again."""
     fake_google.speech.faults.stall_after_ms = 300  # inside the lead silence
     events, restarts = await stream_speech(
-        google_clients, jfk16, GoogleSpeechConfig(stall_timeout_s=2.5))
+        google_clients, jfk16, config=GoogleSpeechConfig(stall_timeout_s=2.5))
     check_captions(events)
     outcomes = [s.outcome for s in fake_google.speech.streams]
     assert outcomes[0] == "stalled" and restarts >= 1, outcomes

@@ -20,7 +20,8 @@ from tests.google_fake.tts import WORD_S
 
 
 async def translator(clients: GoogleClients, timeout_s: float = 2.0) -> GoogleTranslator:
-    google = GoogleTranslator(clients.translation, clients.project, clients.location, timeout_s)
+    google = GoogleTranslator(clients.translation, clients.project, location=clients.location,
+                              timeout_s=timeout_s)
     await google.load_languages()
     return google
 

@@ -218,8 +218,8 @@ async def test_names_rooms_and_models_that_would_mislead_are_refused(
 def test_exports_keep_each_cue_on_its_lines() -> None:
     forged = UtteranceRecord("s", "u1", "r", "p", "Ana\n\n00:00:01.000 --> 00:00:09.000",
                              "en", "Hello\nthere", 0, 1000)
-    vtt = export.render("vtt", "r", [forged], [], None)
-    srt = export.render("srt", "r", [forged], [], None)
+    vtt = export.render("vtt", "r", records=[forged], sessions=[], lang=None)
+    srt = export.render("srt", "r", records=[forged], sessions=[], lang=None)
     for text in (vtt, srt):  # one timing line: no cue forged by a name's line breaks
         assert len(re.findall(r"^\d\d:\d\d:\d\d[.,]\d{3} --> ", text, re.MULTILINE)) == 1
     assert "Hello there" in vtt and "Hello there" in srt

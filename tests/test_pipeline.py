@@ -33,7 +33,7 @@ def _frames(pcm48: np.ndarray) -> list[av.AudioFrame]:
 def _pipeline(engines: Engines, collector: Collector,
               sink: Interpreter | Collector | None = None) -> SpeakerPipeline:
     return SpeakerPipeline(engines.catalog.stt.open_stream("en"),
-                           CaptionBuilder("p1", "Ana", "en"), sink or collector,
+                           CaptionBuilder("p1", "Ana", lang="en"), sink=sink or collector,
                            speaker=collector, echo_guard=EchoGuard(lambda: True),
                            clock_ms=lambda: 0)
 

@@ -24,7 +24,7 @@ from tests.rtc_client import CaptionClient
 ROOM = "meeting"
 
 
-async def _join(server: Server, http: aiohttp.ClientSession, name: str, target: str,
+async def _join(server: Server, http: aiohttp.ClientSession, *, name: str, target: str,
                 audio: np.ndarray | None = None, lead_s: float = 0.3, **body: Any
                 ) -> CaptionClient:
     client = CaptionClient(server.url, http)
@@ -45,7 +45,7 @@ def _said(client: CaptionClient, speaker: str) -> str:
     return " ".join(f["text"] for f in _by(client, speaker))
 
 
-async def _until(condition: Callable[[], bool], within: float, what: str,
+async def _until(condition: Callable[[], bool], within: float, *, what: str,
                  client: CaptionClient) -> None:
     deadline = time.monotonic() + within
     while not condition():
@@ -83,15 +83,16 @@ async def test_three_people_each_in_their_own_language(
         morning48: np.ndarray) -> None:
     translations = _metric("live_interpreter_caption_translations_total", status="final")
     syntheses = _metric("live_interpreter_speech_syntheses_total")
-    lia = await _join(server, http, "Lia", "pt")  # listens only, in Portuguese
-    ana = await _join(server, http, "Ana", "pt", jfk48, monitor=False)
-    bruno = await _join(server, http, "Bruno", "es", morning48, lead_s=4.0, monitor=True)
+    lia = await _join(server, http, name="Lia", target="pt")  # listens only, in Portuguese
+    ana = await _join(server, http, name="Ana", target="pt", audio=jfk48, monitor=False)
+    bruno = await _join(server, http, name="Bruno", target="es", audio=morning48, lead_s=4.0,
+                        monitor=True)
     ids = {name: await _participant_id(c) for name, c in
            (("Lia", lia), ("Ana", ana), ("Bruno", bruno))}
 
     await _until(lambda: wer(JFK_TEXT, _said(lia, "Ana")) <= 0.15
                  and wer(MORNING_TEXT, _said(lia, "Bruno")) <= 0.2, 30,
-                 "both speakers captioned for the listener", lia)
+                 what="both speakers captioned for the listener", client=lia)
     await _clips_played_out(lia)
 
     # Everyone reads everyone, in their own language, with the speaker's name and id;
@@ -181,11 +182,11 @@ async def _check_transcript(server: Server, http: aiohttp.ClientSession,
 
 async def test_a_listener_joining_late_gets_later_captions_only(
         server: Server, http: aiohttp.ClientSession, jfk48: np.ndarray) -> None:
-    ana = await _join(server, http, "Ana", "en", jfk48)
+    ana = await _join(server, http, name="Ana", target="en", audio=jfk48)
     first = await ana.wait_for(lambda m: m["type"] == "caption" and m["status"] == "final"
                                and bool(m["text"]))
     earlier = {f["utterance_id"] for f in ana.finals()}
-    late = await _join(server, http, "Lia", "pt")
+    late = await _join(server, http, name="Lia", target="pt")
     await late.wait_for(lambda m: m["type"] == "caption" and m["status"] == "final"
                         and "country" in m["text"].lower(), within=20)
     seen = {c["utterance_id"] for c in late.captions()}
@@ -198,9 +199,9 @@ async def test_a_listener_joining_late_gets_later_captions_only(
 async def test_a_speaker_leaving_mid_utterance_does_not_disturb_the_others(
         server: Server, http: aiohttp.ClientSession, jfk48: np.ndarray,
         morning48: np.ndarray) -> None:
-    lia = await _join(server, http, "Lia", "pt")
-    ana = await _join(server, http, "Ana", "pt", jfk48)
-    bruno = await _join(server, http, "Bruno", "pt", morning48, lead_s=3.0)
+    lia = await _join(server, http, name="Lia", target="pt")
+    ana = await _join(server, http, name="Ana", target="pt", audio=jfk48)
+    bruno = await _join(server, http, name="Bruno", target="pt", audio=morning48, lead_s=3.0)
     ana_id = await _participant_id(ana)
     # Ana is cut off in the middle of "ask not what your country can do for you".
     open_interim = await lia.wait_for(lambda m: m["type"] == "caption"
@@ -216,7 +217,7 @@ async def test_a_speaker_leaving_mid_utterance_does_not_disturb_the_others(
     assert left["participant"]["id"] == ana_id
     # ...and Bruno's speech goes on being captioned, translated and spoken.
     await _until(lambda: wer(MORNING_TEXT, _said(lia, "Bruno")) <= 0.2, 20,
-                 "Bruno captioned after Ana left", lia)
+                 what="Bruno captioned after Ana left", client=lia)
     assert all(f["translation"]["lang"] == "pt" for f in _by(lia, "Bruno"))
     await lia.wait_for(lambda m: m["type"] == "speech", within=10)
     assert wer(MORNING_TEXT, _said(bruno, "Bruno")) <= 0.2
@@ -228,8 +229,8 @@ async def test_participants_are_announced_and_a_room_is_bounded(
         settings: Settings, engines: Engines, http: aiohttp.ClientSession) -> None:
     server, runner = await start_server(settings.replace(max_room_participants=2), engines)
     try:
-        first = await _join(server, http, "Ana", "en")
-        second = await _join(server, http, "Bruno", "en")
+        first = await _join(server, http, name="Ana", target="en")
+        second = await _join(server, http, name="Bruno", target="en")
         joined = await first.wait_for(lambda m: m["type"] == "participant"
                                       and m["event"] == "joined")
         assert joined["participant"] == {"id": joined["participant"]["id"], "name": "Bruno",

@@ -55,7 +55,7 @@ class Cluster:
     media: dict[str, Process]
 
 
-def _start(command: str, name: str, env: dict[str, str], data_dir: Path,
+def _start(command: str, name: str, *, env: dict[str, str], data_dir: Path,
            port: int) -> Process:
     log = (data_dir.parent / f"{name}.log").open("w")
     process = subprocess.Popen([CLI, command, "--port", str(port)], stdout=log,
@@ -83,11 +83,12 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
     media = {}
     for name in ("m1", "m2", "m3"):
         port = spare_port()
-        media[name] = _start("media", name, {**common, "LIVE_INTERPRETER_NODE_ID": name,
+        media[name] = _start("media", name, env={**common, "LIVE_INTERPRETER_NODE_ID": name,
                                              "LIVE_INTERPRETER_NODE_URL":
                                              f"http://127.0.0.1:{port}"},
-                             root / name, port)
-    signaling = _start("signaling", "signaling", common, root / "signaling", spare_port())
+                             data_dir=root / name, port=port)
+    signaling = _start("signaling", "signaling", env=common, data_dir=root / "signaling",
+                       port=spare_port())
     try:
         async with aiohttp.ClientSession() as http:
             deadline = time.monotonic() + 180
@@ -121,7 +122,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
         await redis.stop()
 
 
-async def _create(http: aiohttp.ClientSession, cluster: Cluster, room: str,
+async def _create(http: aiohttp.ClientSession, cluster: Cluster, *, room: str,
                   speak: bool = False) -> dict[str, str]:
     async with http.post(f"{cluster.signaling.url}/api/sessions",
                          json={"room": room, "speak": speak, "source_lang": "en"},
@@ -137,11 +138,11 @@ def _node(session_id: str) -> str:
 
 async def test_rooms_spread_over_nodes_and_a_room_stays_on_one(cluster: Cluster) -> None:
     async with aiohttp.ClientSession() as http:
-        firsts = {room: await _create(http, cluster, room) for room in ("ra", "rb", "rc")}
+        firsts = {room: await _create(http, cluster, room=room) for room in ("ra", "rb", "rc")}
         assert {_node(s["session_id"]) for s in firsts.values()} == {"m1", "m2", "m3"}
         for room, first in firsts.items():
             for _ in range(2):
-                again = await _create(http, cluster, room)
+                again = await _create(http, cluster, room=room)
                 assert _node(again["session_id"]) == _node(first["session_id"]), room
         for room, first in firsts.items():  # calls on a session reach its node
             session = f"{cluster.signaling.url}/api/sessions/{first['session_id']}"
@@ -191,7 +192,7 @@ async def test_a_speaker_through_signaling_is_captioned_and_fanned_out(
 
 async def test_a_killed_node_leaves_placement_and_the_others_serve_on(cluster: Cluster) -> None:
     async with aiohttp.ClientSession() as http:
-        keeper = await _create(http, cluster, "survivor")
+        keeper = await _create(http, cluster, room="survivor")
         victim = next(n for n in ("m1", "m2", "m3") if n != _node(keeper["session_id"]))
         cluster.media[victim].process.kill()
         killed_at = time.monotonic()
@@ -202,7 +203,7 @@ async def test_a_killed_node_leaves_placement_and_the_others_serve_on(cluster: C
             assert time.monotonic() - killed_at < NODE_TTL_S + 2 * HEARTBEAT_S + 1.0
             await asyncio.sleep(0.1)
         gone_after = time.monotonic() - killed_at
-        placed = [_node((await _create(http, cluster, f"after-{n}"))["session_id"])
+        placed = [_node((await _create(http, cluster, room=f"after-{n}"))["session_id"])
                   for n in range(6)]
         assert victim not in placed and len(set(placed)) == 2, placed
         session = f"{cluster.signaling.url}/api/sessions/{keeper['session_id']}"
@@ -221,7 +222,7 @@ async def test_sigterm_drains_a_node_without_losing_finals(
                               within=30)
         node.process.send_signal(signal.SIGTERM)  # mid-speech
         await asyncio.sleep(2 * HEARTBEAT_S + 0.5)
-        other = await _create(http, cluster, "while-draining")
+        other = await _create(http, cluster, room="while-draining")
         assert _node(other["session_id"]) != _node(client.session_id)  # no new rooms
         await client.wait_for(lambda m: m["type"] == "caption" and m["status"] == "final"
                               and "for your country" in str(m["text"]).lower(), within=60)
@@ -240,7 +241,7 @@ async def test_sigterm_drains_a_node_without_losing_finals(
 
 async def test_whep_goes_through_signaling_to_the_rooms_node(cluster: Cluster) -> None:
     async with aiohttp.ClientSession() as http:
-        listener = await _create(http, cluster, "broadcast")  # the room now has a node
+        listener = await _create(http, cluster, room="broadcast")  # the room now has a node
         player = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         player.addTransceiver("audio", direction="recvonly")
         await player.setLocalDescription(await player.createOffer())

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import json
 import os
 import secrets
+import threading
 import time
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -17,11 +20,13 @@ import asyncpg
 import pytest
 
 from history import migrations
+from history.archive import Archive
 from history.base import Store, StoreUnavailable
 from history.postgres import PostgresStore
 from history.records import SessionDescription, SessionRecord, StoreRecord, UtteranceRecord
 from history.sqlite import SqliteStore
 from history.writer import WriteBehind
+from media_server.settings import Settings
 
 # The machine's PostgreSQL (trust auth); each test run gets a database of its own.
 ADMIN_URL = os.environ.get("LIVE_INTERPRETER_TEST_POSTGRES",
@@ -54,7 +59,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path,
     await opened.close()
 
 
-def _record(session: str, n: int, room: str = "standup", at: float | None = None
+def _record(session: str, n: int, *, room: str = "standup", at: float | None = None
             ) -> UtteranceRecord:
     return UtteranceRecord(
         session_id=session, utterance_id=f"{session[:8]}-{n}", room=room,
@@ -91,7 +96,7 @@ async def test_many_sessions_writing_at_once_lose_and_double_nothing(store: Stor
     assert all(len(r.translations) == 2 for r in kept)
 
 
-def _session(session_id: str, participant: str, started: float, ended: float | None = None,
+def _session(session_id: str, participant: str, *, started: float, ended: float | None = None,
              target: str = "pt") -> SessionRecord:
     return SessionRecord(SessionDescription(session_id, "standup", participant,
                                             f"Name {participant}", "en", target, speak=True),
@@ -100,22 +105,23 @@ def _session(session_id: str, participant: str, started: float, ended: float | N
 
 async def test_sessions_are_kept_with_their_participants(store: Store) -> None:
     now = time.time()
-    await store.write([_session("s1", "p1", now), _session("s2", "p2", now + 1)])
-    await store.write([_session("s1", "p1", now, ended=now + 5, target="es")])  # its end
-    await store.write([_session("s1", "p1", now, ended=now + 5, target="es")])  # a retry
+    await store.write([_session("s1", "p1", started=now), _session("s2", "p2", started=now + 1)])
+    await store.write([_session("s1", "p1", started=now, ended=now + 5, target="es")])  # its end
+    await store.write([_session("s1", "p1", started=now, ended=now + 5, target="es")])  # a retry
     kept = await store.sessions("standup")
-    assert kept == [_session("s1", "p1", now, ended=now + 5, target="es"),
-                    _session("s2", "p2", now + 1)]
-    await store.write([_session("s1", "p1", now + 9, target="es")])  # resumed: open again
-    assert (await store.sessions("standup"))[0] == _session("s1", "p1", now, target="es")
+    assert kept == [_session("s1", "p1", started=now, ended=now + 5, target="es"),
+                    _session("s2", "p2", started=now + 1)]
+    await store.write([_session("s1", "p1", started=now + 9, target="es")])  # resumed: open again
+    assert (await store.sessions("standup"))[0] == _session("s1", "p1", started=now, target="es")
     assert await store.sessions("elsewhere") == []
 
 
 async def test_old_finals_and_sessions_are_purged(store: Store) -> None:
     now = time.time()
     old = now - 40 * 86400
-    await store.write([_session("old", "p-old", old, ended=old + 60), _record("old", 1, at=old),
-                       _session("new", "p-new", now), _record("new", 1, at=now)])
+    await store.write([_session("old", "p-old", started=old, ended=old + 60), _record("old", 1,
+                                                                                      at=old),
+                       _session("new", "p-new", started=now), _record("new", 1, at=now)])
     assert await store.purge(now - 30 * 86400) == 1
     assert [r.session_id for r in await store.transcript("standup")] == ["new"]
     assert [s.session.session_id for s in await store.sessions("standup")] == ["new"]
@@ -214,7 +220,7 @@ async def test_what_is_unwritten_at_shutdown_is_spooled_for_the_next_start(
     spool = tmp_path / "spool.jsonl"
     writer = WriteBehind(switch, spool)
     await writer.start()
-    writer.submit(_session("session-a", "p-a", time.time()))
+    writer.submit(_session("session-a", "p-a", started=time.time()))
     for n in range(7):
         writer.submit(_record("session-a", n))
     await writer.aclose(within_s=0.5)
@@ -225,11 +231,14 @@ async def test_what_is_unwritten_at_shutdown_is_spooled_for_the_next_start(
         lines.write(json.dumps({"kind": "session", **_flat_session("session-b", "p-b")}) + "\n")
         lines.write(json.dumps({"kind": "utterance",
                                 **dataclasses.asdict(_record("session-b", 0))}) + "\n")
+        lines.write('{"record": "utterance", "session_id": "session-c", "utt')  # cut short
     switch.down = False
     again = WriteBehind(switch, spool)
     await again.start()
-    assert again.pending == 10 and await again.drain(10)
+    assert again.pending == 11 and await again.drain(10)
     assert len(await store.transcript("standup")) == 8
+    # The line cut short is set aside, not retried for ever ahead of the others.
+    assert (tmp_path / "spool.jsonl.rejected").read_text().startswith('{"record": "utterance"')
     sessions = {s.session.session_id: s.session for s in await store.sessions("standup")}
     assert set(sessions) == {"session-a", "session-b"}
     assert (sessions["session-a"].kind, sessions["session-b"].kind) == ("webrtc", "whip")
@@ -237,6 +246,40 @@ async def test_what_is_unwritten_at_shutdown_is_spooled_for_the_next_start(
 
 
 def _flat_session(session_id: str, participant: str) -> dict[str, object]:
-    record = _session(session_id, participant, time.time())
+    record = _session(session_id, participant, started=time.time())
     return {**dataclasses.asdict(record.session), "kind": "whip",
             "started_at": record.started_at, "ended_at": record.ended_at}
+
+
+async def test_the_database_is_opened_once_and_closed_even_mid_opening(
+        tmp_path: Path) -> None:
+    """First uses at once (the purge, the writer, a transcript) share one connection, and
+    a server stopped while it is still being opened closes it: a SQLite connection
+    dropped unclosed keeps its worker thread, and so the process, alive until the
+    garbage collector happens to find it (at exit, never)."""
+    before = set(threading.enumerate())
+    settings = Settings().replace(data_dir=str(tmp_path), database_url="", retention_days=0)
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always", ResourceWarning)
+        archive = Archive(settings)
+        await archive.start()
+        await asyncio.gather(*(archive.store.sessions("standup") for _ in range(3)))
+        await archive.close()
+
+        again = Archive(settings.replace(data_dir=str(tmp_path / "again")))
+        await again.start()
+        first_use = asyncio.create_task(again.store.sessions("standup"))
+        async with asyncio.timeout(10):
+            # Connected, the database being set up (no event tells a file appearing).
+            while not (tmp_path / "again" / "live-interpreter.db").exists():  # noqa: ASYNC110
+                await asyncio.sleep(0)
+        first_use.cancel()
+        await again.close()
+        gc.collect()
+    unclosed = [str(w.message) for w in warned if "before being closed" in str(w.message)]
+    assert not unclosed
+    sqlite_threads = [t for t in set(threading.enumerate()) - before
+                      if "_connection_worker_thread" in t.name]
+    for thread in sqlite_threads:
+        await asyncio.to_thread(thread.join, 5)
+    assert not [t for t in sqlite_threads if t.is_alive()]

@@ -50,7 +50,7 @@ class ScriptedVad:
 
 
 async def _run(recognizer: CountingRecognizer, events: dict[int, list[VadEvent]],
-               chunks: int, *, interim_ms: int = 400, pace_s: float = 0.0) -> list[str]:
+               *, chunks: int, interim_ms: int = 400, pace_s: float = 0.0) -> list[str]:
     scheduler = DecodeScheduler(recognizer)
     scheduler.start()
     adapter = StreamAdapter(scheduler, lambda: ScriptedVad(events),
@@ -84,7 +84,7 @@ async def test_an_interim_that_heard_all_the_speech_is_the_final() -> None:
     """Speech from chunk 1 to 20; the interim due at chunk 20 (400 ms) heard all of it,
     so the PAUSE a chunk later takes it as the final instead of decoding again."""
     recognizer = CountingRecognizer(final_pass_differs=False)
-    said = await _run(recognizer, _speech(until=20, ends_at=30), 40)
+    said = await _run(recognizer, _speech(until=20, ends_at=30), chunks=40)
     assert recognizer.passes == [False]  # one interim pass, no final pass
     assert said == ["interim:heard 6400 samples", "final:heard 6400 samples"]
 
@@ -92,14 +92,14 @@ async def test_an_interim_that_heard_all_the_speech_is_the_final() -> None:
 async def test_an_interim_that_missed_the_end_of_speech_is_not_the_final() -> None:
     """Speech goes on 100 ms past the interim: the final decodes all of it."""
     recognizer = CountingRecognizer(final_pass_differs=False)
-    said = await _run(recognizer, _speech(until=25, ends_at=35), 40)
+    said = await _run(recognizer, _speech(until=25, ends_at=35), chunks=40)
     assert recognizer.passes == [False, True]
     assert said == ["interim:heard 6400 samples", "final:heard 8320 samples"]
 
 
 async def test_a_costlier_final_search_is_never_replaced_by_an_interim() -> None:
     recognizer = CountingRecognizer(final_pass_differs=True)
-    said = await _run(recognizer, _speech(until=20, ends_at=30), 40)
+    said = await _run(recognizer, _speech(until=20, ends_at=30), chunks=40)
     assert recognizer.passes == [False, True]
     assert said == ["interim:heard 6400 samples", "final:heard 6720 samples"]
 
@@ -110,7 +110,7 @@ async def test_interims_space_out_when_their_passes_take_long() -> None:
     recognizer = CountingRecognizer(final_pass_differs=True, pass_s=0.2)
     events = {1: [VadEvent(VadEventKind.START, 0)]}
     # 4 s of speech, fed in real time.
-    await _run(recognizer, events, 200, pace_s=0.02)
+    await _run(recognizer, events, chunks=200, pace_s=0.02)
     interims = recognizer.passes.count(False)
     # Every 0.4 s would be 10 interims; spaced by 3 x 0.2 s, at most 1 + 3.6 / 0.6 = 7.
     assert 2 <= interims <= 7, interims

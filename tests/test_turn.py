@@ -76,11 +76,11 @@ async def test_a_relay_only_client_is_captioned_through_coturn(
 
 
 async def test_coturn_refuses_expired_and_forged_credentials(coturn: Coturn) -> None:
-    granted = await check_turn("127.0.0.1", coturn.port, SECRET)
+    granted = await check_turn("127.0.0.1", coturn.port, secret=SECRET)
     assert granted.relayed[0] == "127.0.0.1"
-    for refused in (check_turn("127.0.0.1", coturn.port, SECRET, ttl_s=-60),  # expired
-                    check_turn("127.0.0.1", coturn.port, "not the secret"),  # forged
-                    check_turn("127.0.0.1", coturn.port, SECRET, username="9999999999:x",
+    for refused in (check_turn("127.0.0.1", coturn.port, secret=SECRET, ttl_s=-60),  # expired
+                    check_turn("127.0.0.1", coturn.port, secret="not the secret"),  # forged
+                    check_turn("127.0.0.1", coturn.port, secret=SECRET, username="9999999999:x",
                                password="d3Jvbmc=")):  # a made-up pair
         with pytest.raises(TransactionFailed, match="401"):
             await refused
@@ -89,7 +89,8 @@ async def test_coturn_refuses_expired_and_forged_credentials(coturn: Coturn) -> 
 async def test_turn_over_tls_speaks_tls_1_2_and_up_only(coturn: Coturn) -> None:
     trusting = ssl.create_default_context(cafile=coturn.directory / "cert.pem")
     trusting.check_hostname = False  # the test certificate names turn.test
-    granted = await check_turn("127.0.0.1", coturn.tls_port, SECRET, "tls", tls=trusting)
+    granted = await check_turn("127.0.0.1", coturn.tls_port, secret=SECRET, transport="tls",
+                               tls=trusting)
     assert granted.relayed[0] == "127.0.0.1"
     old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     old.check_hostname, old.verify_mode = False, ssl.CERT_NONE
@@ -111,9 +112,9 @@ async def test_two_secrets_work_at_once_while_rotating(tmp_path: Path) -> None:
     await rotating.start()
     try:
         for secret in ("new-secret", SECRET):
-            assert (await check_turn("127.0.0.1", rotating.port, secret)).relayed
+            assert (await check_turn("127.0.0.1", rotating.port, secret=secret)).relayed
         with pytest.raises(TransactionFailed, match="401"):
-            await check_turn("127.0.0.1", rotating.port, "a third secret")
+            await check_turn("127.0.0.1", rotating.port, secret="a third secret")
     finally:
         await rotating.stop()
 
@@ -121,10 +122,10 @@ async def test_two_secrets_work_at_once_while_rotating(tmp_path: Path) -> None:
 async def test_the_template_denies_loopback_and_private_peers(coturn: Coturn) -> None:
     """127.0.0.1 is allowed for the media server in this test's coturn; its neighbour
     127.0.0.2 is not. Nothing is sent to the peers: only channels are asked for."""
-    allowed = await check_turn("127.0.0.1", coturn.port, SECRET, peer=("127.0.0.1", 9))
+    allowed = await check_turn("127.0.0.1", coturn.port, secret=SECRET, peer=("127.0.0.1", 9))
     assert allowed.peer_refused is None
     for transport in ("udp", "tcp"):
-        denied = await check_turn("127.0.0.1", coturn.port, SECRET, transport,
+        denied = await check_turn("127.0.0.1", coturn.port, secret=SECRET, transport=transport,
                                   peer=("127.0.0.2", 9))
         assert denied.peer_refused is not None and "403" in denied.peer_refused
     assert "denied in the range: 127.0.0.0-127.255.255.255" in coturn.log.read_text()

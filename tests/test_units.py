@@ -1,5 +1,6 @@
 """Small pure units: settings, protocol parsing, captions, LocalAgreement."""
 
+import ast
 import base64
 import json
 from pathlib import Path
@@ -116,18 +117,18 @@ def test_signed_tokens_with_unreadable_claims_are_refused(header: object, claims
         tokens.verify(b"secret", "a.b.\u00e9t\u00e9")
 
 
-def _event(kind: SpeechEventKind, text: str, start: int = 100, end: int = 900) -> SpeechEvent:
+def _event(kind: SpeechEventKind, text: str, *, start: int = 100, end: int = 900) -> SpeechEvent:
     return SpeechEvent(kind, text, start, end)
 
 
 def test_captions_number_utterances_and_revisions() -> None:
-    builder = CaptionBuilder("p1", "Ana", "en")
+    builder = CaptionBuilder("p1", "Ana", lang="en")
     first = builder.on_event(_event(SpeechEventKind.INTERIM, "hello"))
     same = builder.on_event(_event(SpeechEventKind.INTERIM, "hello"))
     second = builder.on_event(_event(SpeechEventKind.INTERIM, "hello there"))
     final = builder.on_event(_event(SpeechEventKind.FINAL, "Hello there."))
     nothing = builder.on_event(_event(SpeechEventKind.FINAL, ""))  # a false start
-    next_one = builder.on_event(_event(SpeechEventKind.FINAL, "Bye.", 2000, 2500))
+    next_one = builder.on_event(_event(SpeechEventKind.FINAL, "Bye.", start=2000, end=2500))
     assert same is None and nothing is None
     assert first is not None and second is not None and final is not None and next_one is not None
     revisions = CaptionRevisions()
@@ -159,7 +160,7 @@ def test_local_agreement_keeps_agreed_words_stable() -> None:
 
 
 def test_an_utterance_cut_off_is_closed_with_an_empty_final() -> None:
-    builder = CaptionBuilder("p1", "Ana", "en", offset_ms=5000)
+    builder = CaptionBuilder("p1", "Ana", lang="en", offset_ms=5000)
     revisions = CaptionRevisions()
     assert revisions.close() is None  # nothing open
     interim = builder.on_event(_event(SpeechEventKind.INTERIM, "ask not"))
@@ -196,3 +197,25 @@ async def test_announced_address_replaces_host_candidates_keeping_ports() -> Non
         assert new[4] == "203.0.113.7" and new[5] == old[5]  # same port
     assert "c=IN IP4 203.0.113.7" in announced
     assert announce(sdp, "") == sdp
+
+
+def test_functions_of_four_or_more_parameters_take_the_rest_by_keyword() -> None:
+    """The house rule (no linter has it): past the first one or two, parameters are
+    keyword-only, so that two of one type cannot be swapped unseen. Test functions and
+    fixtures are called by pytest, by name."""
+    repo = Path(__file__).resolve().parent.parent
+    offenders = []
+    for package in ("media_server", "signaling", "history", "cache", "tests", "bench"):
+        for path in sorted((repo / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    continue
+                if node.name.startswith("test_") or any(
+                        "fixture" in ast.unparse(d) for d in node.decorator_list):
+                    continue
+                args = node.args
+                positional = [a for a in args.posonlyargs + args.args
+                              if a.arg not in ("self", "cls")]
+                if len(positional) + len(args.kwonlyargs) >= 4 and len(positional) > 2:
+                    offenders.append(f"{path.relative_to(repo)}:{node.lineno} {node.name}")
+    assert not offenders, offenders

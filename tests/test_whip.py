@@ -137,22 +137,23 @@ async def test_bad_whip_and_whep_requests_get_the_rfc_errors(
     offer = await _offer(speaker)
     sessions = len(server.registry)
 
-    async def status(method: str, target: str, body: str, headers: dict[str, str]) -> int:
+    async def status(method: str, target: str, *, body: str, headers: dict[str, str]) -> int:
         async with http.request(method, target, data=body, headers=headers) as resp:
             if resp.status >= 400:
                 assert (await resp.json())["error"]["code"]  # a clear error, always
             return resp.status
 
-    assert await status("POST", url, offer, {"Content-Type": "text/plain"}) == 415
-    assert await status("POST", url, offer, {"Content-Type": "application/json"}) == 415
-    assert await status("POST", url, "hello", SDP) == 400
+    assert await status("POST", url, body=offer, headers={"Content-Type": "text/plain"}) == 415
+    assert await status("POST", url, body=offer,
+                        headers={"Content-Type": "application/json"}) == 415
+    assert await status("POST", url, body="hello", headers=SDP) == 400
     broken = re.sub(r"m=audio \d+", "m=audio nine", offer)
-    assert await status("POST", url, broken, SDP) == 400
-    assert await status("POST", url + "?lang=xx", offer, SDP) == 400
-    assert await status("POST", url + "?lang=not a language", offer, SDP) == 400
-    assert await status("POST", f"{server.url}/whip/bad%20room", offer, SDP) == 400
+    assert await status("POST", url, body=broken, headers=SDP) == 400
+    assert await status("POST", url + "?lang=xx", body=offer, headers=SDP) == 400
+    assert await status("POST", url + "?lang=not a language", body=offer, headers=SDP) == 400
+    assert await status("POST", f"{server.url}/whip/bad%20room", body=offer, headers=SDP) == 400
     assert await status("POST", f"{server.url}/whep/{ROOM}?lang=pt",
-                        offer.replace("m=audio", "m=video"), SDP) == 400
+                        body=offer.replace("m=audio", "m=video"), headers=SDP) == 400
     assert len(server.registry) == sessions  # refused offers leave no session behind
 
     async with http.post(url, data=offer, headers=SDP) as resp:
@@ -160,19 +161,23 @@ async def test_bad_whip_and_whep_requests_get_the_rfc_errors(
         location, etag = resp.headers["Location"], resp.headers["ETag"]
     resource = server.url + location
     fragment = _fragment(offer)
-    assert await status("PATCH", resource, fragment, SDP) == 415
-    assert await status("PATCH", resource, fragment, {**FRAGMENT, "If-Match": '"stale"'}) == 412
+    assert await status("PATCH", resource, body=fragment, headers=SDP) == 415
+    assert await status("PATCH", resource, body=fragment, headers={**FRAGMENT,
+                                                                   "If-Match": '"stale"'}) == 412
     # ICE restarts are not supported: 422, as RFC 9725 says when only trickle is.
-    assert await status("PATCH", resource, fragment, {**FRAGMENT, "If-Match": "*"}) == 422
-    assert await status("PATCH", resource, _fragment(offer, "newufrag"), FRAGMENT) == 422
-    assert await status("PATCH", resource, "garbage line", FRAGMENT) == 400
-    assert await status("PATCH", resource, fragment, {**FRAGMENT, "If-Match": etag}) == 204
+    assert await status("PATCH", resource, body=fragment, headers={**FRAGMENT,
+                                                                   "If-Match": "*"}) == 422
+    assert await status("PATCH", resource, body=_fragment(offer, "newufrag"),
+                        headers=FRAGMENT) == 422
+    assert await status("PATCH", resource, body="garbage line", headers=FRAGMENT) == 400
+    assert await status("PATCH", resource, body=fragment, headers={**FRAGMENT,
+                                                                   "If-Match": etag}) == 204
     session_id = location.rsplit("/", 1)[1]
     for wrong in (f"/whip/other/{session_id}", f"/whep/{ROOM}/{session_id}",
                   f"/whip/{ROOM}/no-such-session"):
-        assert await status("DELETE", server.url + wrong, "", {}) == 404
-    assert await status("PUT", resource, "", {}) == 405
-    assert await status("DELETE", resource, "", {}) == 200
+        assert await status("DELETE", server.url + wrong, body="", headers={}) == 404
+    assert await status("PUT", resource, body="", headers={}) == 405
+    assert await status("DELETE", resource, body="", headers={}) == 200
     assert len(server.registry) == sessions
 
 
@@ -190,7 +195,7 @@ async def test_whip_needs_a_speakers_token_for_the_room(
         def bearer(token: str) -> dict[str, str]:
             return {"Authorization": f"Bearer {token}"}
 
-        def mint(room: str = ROOM, role: str = "speaker", ttl_s: int = 60,
+        def mint(room: str = ROOM, role: str = "speaker", *, ttl_s: int = 60,
                  key: bytes = secret) -> str:
             return tokens.mint(key, room, role=role, ttl_s=ttl_s)
 

@@ -17,13 +17,13 @@ sessions, which tell their clients) when one goes out or comes back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from media_server.metrics import ENGINE_ERRORS, ENGINE_FALLBACKS, ENGINE_UP
+from media_server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class HealthChange:
 
 
 class ProviderHealth:
-    def __init__(self, board: HealthBoard, kind: str, provider: str,
+    def __init__(self, board: HealthBoard, kind: str, *, provider: str,
                  probe: Callable[[], Awaitable[None]]) -> None:
         self._board = board
         self.kind = kind
@@ -100,10 +100,7 @@ class ProviderHealth:
             self._board.changed(HealthChange(self.kind, self.provider, True))
 
     async def close(self) -> None:
-        if self._prober is not None:
-            self._prober.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._prober
+        await cancel_and_wait(self._prober)
 
 
 class HealthBoard:
@@ -114,7 +111,7 @@ class HealthBoard:
 
     def register(self, kind: str, provider: str,
                  probe: Callable[[], Awaitable[None]]) -> ProviderHealth:
-        health = ProviderHealth(self, kind, provider, probe)
+        health = ProviderHealth(self, kind, provider=provider, probe=probe)
         self._providers.append(health)
         return health
 
@@ -142,7 +139,7 @@ def in_order(entries: Sequence[tuple[P, ProviderHealth]]) -> list[tuple[P, Provi
     return [e for e in entries if e[1].healthy] + [e for e in entries if not e[1].healthy]
 
 
-def fell_back(kind: str, failed: ProviderHealth, reason: str, next_name: str | None) -> None:
+def fell_back(kind: str, failed: ProviderHealth, *, reason: str, next_name: str | None) -> None:
     failed.failed(reason)
     if next_name is not None:
         ENGINE_FALLBACKS.labels(kind, failed.provider).inc()
@@ -170,7 +167,8 @@ class Attempt(Generic[N]):
     def failed(self, exc: Exception, *, fall_back: bool = True) -> None:
         """Take the provider out; `fall_back=False` when the call cannot go on elsewhere
         (a clip already playing)."""
-        fell_back(self.kind, self.health, repr(exc), self.following if fall_back else None)
+        fell_back(self.kind, self.health, reason=repr(exc),
+                  next_name=self.following if fall_back else None)
 
 
 def attempts(kind: str, entries: Sequence[tuple[N, ProviderHealth]],

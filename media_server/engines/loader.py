@@ -75,20 +75,42 @@ async def load_engines(settings: Settings) -> Engines:
     return engines
 
 
-async def _load(settings: Settings, closers: list[Callable[[], Awaitable[None]]]) -> Engines:
+Closers = list[Callable[[], Awaitable[None]]]
+
+
+async def _load(settings: Settings, closers: Closers) -> Engines:
     google: GoogleClients | None = None
     if settings.uses_google():
         google = create_clients(settings, find_credentials(settings))
         closers.append(google.close)
+    speech, scheduler, calibration = await _recognisers(settings, google, closers=closers)
+    translate_deadlines = Deadlines(*settings.deadlines("translate"))
+    tts_deadlines = Deadlines(*settings.deadlines("tts"))
+    translators = await _translators(settings, google, closers=closers,
+                                     deadlines=translate_deadlines)
+    # As many Piper workers as speakers the recogniser carries (finals to speak).
+    voices = await _voices(settings, google, closers=closers, deadlines=tts_deadlines,
+                           speakers=calibration.speakers if calibration else 1)
+    board = HealthBoard(settings.engine_probe_interval_s)
+    stt = speech[0] if len(speech) == 1 else FallbackSpeech(
+        [(s, board.register("stt", s.name, _stt_probe(s))) for s in speech])
+    catalog = EngineCatalog(
+        stt, translators, voices, board, in_memory_cache(settings.translation_cache_ttl_s),
+        translate_deadlines=translate_deadlines, tts_deadlines=tts_deadlines)
+    return Engines(catalog, scheduler, calibration, closers)
 
+
+async def _recognisers(settings: Settings, google: GoogleClients | None, *, closers: Closers
+                       ) -> tuple[list[SpeechToText], DecodeScheduler | None,
+                                  Calibration | None]:
     scheduler: DecodeScheduler | None = None
     calibration: Calibration | None = None
     speech: list[SpeechToText] = []
     for provider in settings.stt:
         if provider == "google":
             assert google is not None
-            speech.append(GoogleSpeech(google.speech, google.project, google.location,
-                                       GoogleSpeechConfig(
+            speech.append(GoogleSpeech(google.speech, google.project, location=google.location,
+                                       config=GoogleSpeechConfig(
                                            model=settings.google_stt_model,
                                            endpointing=settings.google_stt_endpointing,
                                            restart_s=settings.google_stt_restart_s,
@@ -99,39 +121,38 @@ async def _load(settings: Settings, closers: list[Callable[[], Awaitable[None]]]
             whisper, scheduler, calibration = await load_whisper(settings)
             closers.append(scheduler.close)
             speech.append(whisper)
+    return speech, scheduler, calibration
 
-    translate_deadlines = Deadlines(*settings.deadlines("translate"))
-    tts_deadlines = Deadlines(*settings.deadlines("tts"))
+
+async def _translators(settings: Settings, google: GoogleClients | None, *, closers: Closers,
+                       deadlines: Deadlines) -> list[Translator]:
     translators: list[Translator] = []
     for provider in settings.translate:
         if provider == "google":
             assert google is not None
             translator = GoogleTranslator(google.translation, google.project,
-                                          google.location, translate_deadlines.attempt_s)
+                                          location=google.location,
+                                          timeout_s=deadlines.attempt_s)
             await translator.load_languages()
             translators.append(translator)
         else:
             translators.extend(await load_local_translators(closers))
+    return translators
 
+
+async def _voices(settings: Settings, google: GoogleClients | None, *, closers: Closers,
+                  deadlines: Deadlines, speakers: int) -> list[TextToSpeech]:
     voices: list[TextToSpeech] = []
     for provider in settings.tts:
         if provider == "google":
             assert google is not None
             overrides = dict(pair.split("=", 1) for pair in settings.google_voices)
-            voice = GoogleTts(google.tts, overrides, PLAYOUT_RATE, tts_deadlines.attempt_s)
+            voice = GoogleTts(google.tts, overrides, sample_rate=PLAYOUT_RATE,
+                              timeout_s=deadlines.attempt_s)
             await voice.load_voices()
             voices.append(voice)
         else:
-            # As many Piper workers as speakers the recogniser carries (finals to speak).
-            local_voices, piper = await load_local_voices(
-                calibration.speakers if calibration else 1)
+            local_voices, piper = await load_local_voices(speakers)
             closers.append(piper.close)
             voices.extend(local_voices)
-
-    board = HealthBoard(settings.engine_probe_interval_s)
-    stt = speech[0] if len(speech) == 1 else FallbackSpeech(
-        [(s, board.register("stt", s.name, _stt_probe(s))) for s in speech])
-    catalog = EngineCatalog(
-        stt, translators, voices, board, in_memory_cache(settings.translation_cache_ttl_s),
-        translate_deadlines=translate_deadlines, tts_deadlines=tts_deadlines)
-    return Engines(catalog, scheduler, calibration, closers)
+    return voices

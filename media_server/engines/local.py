@@ -45,7 +45,8 @@ async def load_whisper(settings: Settings
     def load() -> WhisperRecognizer:
         model_dir = settings.stt_model_dir or whisper_base_dir(settings.data_dir)
         english = settings.stt_english_model_dir
-        return WhisperRecognizer(model_dir, settings.stt_threads, settings.stt_beam_size,
+        return WhisperRecognizer(model_dir, settings.stt_threads,
+                                 final_beam_size=settings.stt_beam_size,
                                  language_models={"en": english} if english else None)
 
     recognizer = await asyncio.to_thread(load)

@@ -14,6 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from media_server.tasks import cancel_and_wait
 from signaling.cluster.fanout import CHANNEL
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,6 @@ class CaptionHub:
                 await asyncio.sleep(RETRY_S)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         with contextlib.suppress(RedisError, OSError):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,5 +1,5 @@
 """`GET /api/rooms/{room}/captions`: a room's captions as Server-Sent Events, from the
-Redis channel its media node publishes to (`media_server/fanout.py`), through this
+Redis channel its media node publishes to (`fanout.py`), through this
 process's one subscription per room (`caption_hub.py`) — for viewers, webhooks and
 other consumers on any process. Needs a token for the room; a token, and an address,
 may hold `MAX_CAPTION_STREAMS` / `MAX_CAPTION_STREAMS_PER_ADDRESS` streams at once;

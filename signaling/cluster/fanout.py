@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from media_server.protocol import CaptionMessage
+from media_server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 CHANNEL = "live-interpreter:captions:"
@@ -54,7 +55,4 @@ class CaptionFanout:
         self._task = asyncio.create_task(self._run(), name="caption-fanout")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)

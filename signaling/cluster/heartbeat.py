@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from media_server.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 PREFIX = "live-interpreter:"
 NODE_KEY = PREFIX + "node:"
@@ -45,7 +47,7 @@ class NodeInfo:
 
 
 class Heartbeat:
-    def __init__(self, client: aioredis.Redis, node_id: str, url: str,
+    def __init__(self, client: aioredis.Redis, node_id: str, *, url: str,
                  load: Callable[[], NodeLoad | None], interval_s: float = 2.0,
                  ttl_s: float = 6.0) -> None:
         self._client = client
@@ -82,9 +84,6 @@ class Heartbeat:
         self._task = asyncio.create_task(self._run(), name="heartbeat")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         with contextlib.suppress(RedisError, OSError):
             await self._client.delete(NODE_KEY + self.node_id)

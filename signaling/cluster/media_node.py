@@ -36,8 +36,8 @@ def attach(app: web.Application, settings: Settings, runtime: Runtime) -> None:
             return None  # engines still loading: not a place for rooms yet
         return NodeLoad(len(registry), registry.speaking, registry.rooms.names())
 
-    heartbeat = Heartbeat(client, settings.node_id, settings.node_url, load,
-                          settings.heartbeat_interval_s, settings.node_ttl_s)
+    heartbeat = Heartbeat(client, settings.node_id, url=settings.node_url, load=load,
+                          interval_s=settings.heartbeat_interval_s, ttl_s=settings.node_ttl_s)
 
     async def node_context(app: web.Application) -> AsyncIterator[None]:
         fanout.start()

@@ -1,6 +1,6 @@
 """Where a room lives, in a scaled-out deployment: every peer of a room on the one
 media node that holds it; a new room on the least-loaded live node that is not
-draining. Nodes and rooms are keys in Redis (`media_server/heartbeat.py` writes
+draining. Nodes and rooms are keys in Redis (`heartbeat.py` writes
 them); a node that stopped beating has no key, so it is never chosen."""
 
 from __future__ import annotations

@@ -196,7 +196,8 @@ class FakeSpeech:
                         if interim is not None:
                             interim.cancel()
                             interim = None
-                        yield await self._final(record, audio, utterance, speech_end, language)
+                        yield await self._final(record, audio, start=utterance, end=speech_end,
+                                                language=language)
                         utterance = None
                 if interim is not None and interim.done():  # sent once decoded
                     text, end = interim.result()
@@ -213,7 +214,8 @@ class FakeSpeech:
                 await faults.hang.wait()  # not even the end of the audio gets an answer
                 return
             if utterance is not None:  # half-closed mid-utterance
-                yield await self._final(record, audio, utterance, len(audio) // 2, language)
+                yield await self._final(record, audio, start=utterance, end=len(audio) // 2,
+                                        language=language)
             record.outcome = "completed"
         finally:
             reader.cancel()
@@ -223,7 +225,7 @@ class FakeSpeech:
     async def _decode_until(self, audio: bytes, language: str, end: int) -> tuple[str, int]:
         return await self._decode(audio, language, final=False), end
 
-    async def _final(self, record: StreamRecord, audio: bytearray, start: int, end: int,
+    async def _final(self, record: StreamRecord, audio: bytearray, *, start: int, end: int,
                      language: str) -> speech.StreamingRecognizeResponse:
         text = await self._decode(bytes(audio[start * 2:end * 2]), language, final=True)
         record.finals.append(text)

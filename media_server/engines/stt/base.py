@@ -81,7 +81,7 @@ class SpeechToText(Protocol):
     def languages(self) -> frozenset[str]: ...
 
     def open_stream(
-        self, language: str, sample_rate: int = 16000, model: str = "", *,
+        self, language: str, sample_rate: int = 16000, *, model: str = "",
         failover: bool = False,
     ) -> SpeechStream:
         """`model`: a provider's model name; empty for its default. `failover`: another

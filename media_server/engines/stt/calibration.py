@@ -101,10 +101,10 @@ def calibrate(recognizer: BatchRecognizer, interim_interval_ms: int,
         if final_s + interim_s > worst[0] + worst[1]:
             worst = (final_s, interim_s, len(audio) / STT_SAMPLE_RATE)
     final_s, interim_s, phrase_s = worst
-    return capacity(phrase_s, final_s, interim_s, interim_interval_ms)
+    return capacity(phrase_s, final_s, interim_s=interim_s, interim_interval_ms=interim_interval_ms)
 
 
-def capacity(phrase_s: float, final_s: float, interim_s: float,
+def capacity(phrase_s: float, final_s: float, *, interim_s: float,
              interim_interval_ms: int) -> Calibration:
     per_speaker = interim_s / (interim_interval_ms / 1000) + final_s / UTTERANCE_PERIOD_S
     speakers = max(1, int(MAX_UTILISATION / per_speaker))

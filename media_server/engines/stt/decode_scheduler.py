@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from media_server.engines.stt.base import BatchRecognizer, DecodeRequest, Transcript
 from media_server.metrics import DECODE_QUEUE, ENGINE_TIME, FINAL_DECODE_WAIT
+from media_server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 # Weight of the latest pass in `interim_pass_s`: a few passes make the estimate.
@@ -61,10 +62,8 @@ class DecodeScheduler:
             self._worker = asyncio.create_task(self._run(), name="stt-decode-scheduler")
 
     async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-            self._worker = None
+        await cancel_and_wait(self._worker)
+        self._worker = None
         for job in [*self._finals, *self._interims.values()]:
             job.future.cancel()
         self._finals.clear()

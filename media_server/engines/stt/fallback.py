@@ -8,28 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 from media_server.audio import STT_SAMPLE_RATE, ms_to_samples, samples_to_ms
 from media_server.engines.health import ProviderHealth, fell_back, in_order
-from media_server.engines.stt.audio_backlog import AudioBacklog
 from media_server.engines.stt.base import (
     SpeechEvent,
     SpeechEventKind,
-    SpeechEvents,
     SpeechRequestRefused,
     SpeechStream,
     SpeechStreamFailed,
     SpeechToText,
 )
+from media_server.engines.stt.recognize_stream import RecognizeStream
+from media_server.engines.stt.uncovered_audio import ReplayWindow
 
 log = logging.getLogger(__name__)
 
-# Outside an utterance, what a substitute must hear again: speech the failed provider
-# may have left unreported. A hung provider is found out after at most twice its stall
-# timeout (Google: 2 x 5 s by default; 1 x when a substitute stands by).
-QUIET_KEEP_MS = 12000
-MAX_REPLAY_MS = 30000
+# What a substitute hears again. Outside an utterance: speech the failed provider may
+# have left unreported (a hung provider is found out after at most twice its stall
+# timeout; Google: 2 x 5 s by default, 1 x when a substitute stands by).
+REPLAY = ReplayWindow(quiet_ms=12000, speaking_ms=30000)
 REPLAY_SLICE_MS = 1000  # replayed audio goes in slices, letting the event loop breathe
 
 
@@ -42,30 +41,26 @@ class FallbackSpeech:
         return frozenset().union(*(p.languages() for p, _ in self._entries))
 
     def open_stream(self, language: str, sample_rate: int = STT_SAMPLE_RATE,
-                    model: str = "", *, failover: bool = False) -> FallbackSpeechStream:
+                    *, model: str = "", failover: bool = False) -> FallbackSpeechStream:
         entries = [e for e in self._entries if language in e[0].languages()]
         if not entries:
             raise ValueError(f"no speech provider supports {language!r}")
-        return FallbackSpeechStream(entries, language, sample_rate, model)
+        return FallbackSpeechStream(entries, language, sample_rate=sample_rate, model=model)
 
 
-class FallbackSpeechStream:
+class FallbackSpeechStream(RecognizeStream):
     def __init__(self, entries: list[tuple[SpeechToText, ProviderHealth]], language: str,
-                 sample_rate: int, model: str) -> None:
+                 *, sample_rate: int, model: str) -> None:
+        super().__init__(REPLAY, name="stt-fallback")
         self._entries = entries
         self._open_args = (language, sample_rate, model)
-        self._backlog = AudioBacklog()
-        self._covered = 0  # audio before this sample is final or known quiet
         self._utterance_open = False
-        self._ended = False
         self._replaying = False  # new audio waits in the backlog while a substitute catches up
         self._failures_in_row = 0
         self._refused_by: set[str] = set()  # providers that refused this stream's request
-        self._events = SpeechEvents()
         self._current = in_order(entries)[0]
         self._origin = 0  # the sample where the current provider's stream began
         self._inner: SpeechStream = self._open(self._current[0])
-        self._task = asyncio.create_task(self._run(), name="stt-fallback")
 
     @property
     def provider(self) -> str:
@@ -73,34 +68,19 @@ class FallbackSpeechStream:
 
     def _open(self, provider: SpeechToText) -> SpeechStream:
         language, rate, model = self._open_args
-        return provider.open_stream(language, rate, model, failover=len(self._entries) > 1)
+        return provider.open_stream(language, rate, model=model, failover=len(self._entries) > 1)
 
-    # -- the SpeechStream protocol ----------------------------------------------
-
-    def push(self, pcm: bytes) -> None:
-        if self._ended:
-            return
-        self._backlog.append(pcm)
+    def _pushed(self, pcm: bytes) -> None:
         if self._replaying:
-            return
-        keep = QUIET_KEEP_MS if not self._utterance_open else MAX_REPLAY_MS
-        self._covered = max(self._covered, self._backlog.end - ms_to_samples(keep))
-        self._backlog.drop_before(self._covered)
+            return  # the substitute hears it after the replay
+        self._audio.keep_window(utterance_open=self._utterance_open)
         self._inner.push(pcm)
 
-    def end(self) -> None:
-        self._ended = True
+    def _ending(self) -> None:
         self._inner.end()
 
-    async def aclose(self) -> None:
-        self._ended = True
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+    async def _closing(self) -> None:
         await self._inner.aclose()
-        self._events.close()
-
-    def __aiter__(self) -> AsyncIterator[SpeechEvent]:
-        return aiter(self._events)
 
     # -- following the current provider ---------------------------------------
 
@@ -111,11 +91,9 @@ class FallbackSpeechStream:
             except Exception as exc:
                 self._failures_in_row += 1
                 if not await self._take_over(exc):
-                    self._events.fail(SpeechStreamFailed(f"speech recognition: {exc!r}"))
-                    return
+                    raise SpeechStreamFailed(f"speech recognition: {exc!r}") from exc
                 continue
             if finished:
-                self._events.close()
                 return
             await self._switch(self._preferred())  # back to a provider that recovered
 
@@ -141,8 +119,7 @@ class FallbackSpeechStream:
             self._failures_in_row = 0
             if event.kind is SpeechEventKind.FINAL:
                 self._utterance_open = False
-                self._covered = max(self._covered, ms_to_samples(event.end_ms))
-                self._backlog.drop_before(self._covered)
+                self._audio.cover(ms_to_samples(event.end_ms))
                 if self._preferred() is not self._current and not self._ended:
                     return False
         raise SpeechStreamFailed("the stream stopped without END")
@@ -168,7 +145,8 @@ class FallbackSpeechStream:
                 "provider": failed[0].name, "error": str(exc),
                 "to": following[0].name if following else None})
         else:
-            fell_back("stt", failed[1], repr(exc), following[0].name if following else None)
+            fell_back("stt", failed[1], reason=repr(exc),
+                      next_name=following[0].name if following else None)
         if following is None:
             return False
         await self._switch(following)
@@ -177,18 +155,18 @@ class FallbackSpeechStream:
     async def _switch(self, entry: tuple[SpeechToText, ProviderHealth]) -> None:
         old = self._inner
         self._current = entry
-        self._origin = max(self._covered, self._backlog.start)
+        self._origin = self._audio.replay_from(self._audio.covered)
         self._inner = self._open(entry[0])
         log.info("speech provider for this stream", extra={
             "provider": entry[0].name,
-            "replay_ms": samples_to_ms(self._backlog.end - self._origin)})
+            "replay_ms": samples_to_ms(self._audio.end - self._origin)})
         self._replaying = True
         try:
             await old.aclose()
             replayed = self._origin
-            while replayed < self._backlog.end:  # audio pushed meanwhile is included
-                last = min(self._backlog.end, replayed + ms_to_samples(REPLAY_SLICE_MS))
-                self._inner.push(self._backlog.slice(replayed, last))
+            while replayed < self._audio.end:  # audio pushed meanwhile is included
+                last = min(self._audio.end, replayed + ms_to_samples(REPLAY_SLICE_MS))
+                self._inner.push(self._audio.slice(replayed, last))
                 replayed = last
                 await asyncio.sleep(0)
         finally:

@@ -44,22 +44,23 @@ from google.protobuf import duration_pb2
 
 from media_server.audio import STT_SAMPLE_RATE, ms_to_samples, samples_to_ms
 from media_server.engines.google_languages import LOCALES, locale_for
-from media_server.engines.stt.audio_backlog import AudioBacklog
 from media_server.engines.stt.base import (
     SpeechEvent,
     SpeechEventKind,
-    SpeechEvents,
     SpeechRequestRefused,
     SpeechStreamFailed,
 )
+from media_server.engines.stt.recognize_stream import RecognizeStream
+from media_server.engines.stt.uncovered_audio import ReplayWindow
 
 log = logging.getLogger(__name__)
 
 CHUNK_SAMPLES = ms_to_samples(100)
 BURST_MS = 2000  # re-sent audio at a stream's start may run this far ahead of real time
-PREROLL_MS = 1500  # outside speech, a restart re-sends this much (speech not yet reported)
-PAD_MS = 300  # and this much before an open utterance's reported start
-MAX_RESEND_MS = 30000
+# What a restarted stream hears again: outside speech, this much before what was sent
+# (speech not yet reported); in an utterance, all of it from a little before its start.
+RESEND = ReplayWindow(quiet_ms=1500, speaking_ms=30000)
+PAD_MS = 300
 STABLE = 0.8  # an interim result this stable is taken as settled
 STALL_CHECK_S = 0.25
 LOUD_RMS = 0.01 * 32768  # -40 dBFS: louder than room tone, quieter than speech
@@ -110,7 +111,7 @@ def _loud(pcm: bytes) -> bool:
 class GoogleSpeech:
     name = "google"
 
-    def __init__(self, client: SpeechAsyncClient, project: str, location: str,
+    def __init__(self, client: SpeechAsyncClient, project: str, *, location: str,
                  config: GoogleSpeechConfig) -> None:
         self._client = client
         self._recognizer = f"projects/{project}/locations/{location}/recognizers/_"
@@ -120,7 +121,7 @@ class GoogleSpeech:
         return frozenset(LOCALES)
 
     def open_stream(self, language: str, sample_rate: int = STT_SAMPLE_RATE,
-                    model: str = "", *, failover: bool = False) -> GoogleSpeechStream:
+                    *, model: str = "", failover: bool = False) -> GoogleSpeechStream:
         if sample_rate != STT_SAMPLE_RATE:
             raise ValueError(f"this recogniser takes {STT_SAMPLE_RATE} Hz audio")
         streaming = speech.StreamingRecognitionConfig(
@@ -136,103 +137,84 @@ class GoogleSpeech:
                 endpointing_sensitivity=_SENSITIVITY[self._config.endpointing]))
         first = speech.StreamingRecognizeRequest(recognizer=self._recognizer,
                                                  streaming_config=streaming)
-        return GoogleSpeechStream(self._client, first, self._config, failover=failover)
+        return GoogleSpeechStream(self._client, first, config=self._config, failover=failover)
 
 
-class GoogleSpeechStream:
+class GoogleSpeechStream(RecognizeStream):
     def __init__(self, client: SpeechAsyncClient, first: speech.StreamingRecognizeRequest,
-                 config: GoogleSpeechConfig, *, failover: bool = False) -> None:
+                 *, config: GoogleSpeechConfig, failover: bool = False) -> None:
+        super().__init__(RESEND, name="google-stt")
         self._client = client
         self._first = first
         self._config = config
         self._failover = failover
         self._restarted_unanswered = False  # restarted for loud audio, nothing heard since
-        self._audio = AudioBacklog()
         self._audio_ready = asyncio.Event()
-        self._events = SpeechEvents()
-        self._ended = False
-        self._covered = 0  # audio before this sample is final, or was heard as quiet
         self._sent = 0  # the current stream has heard audio up to this sample
         self._utterance_start: int | None = None  # the open utterance's first sample
         self._interim = ""
         # Loud audio sent with no answer since: where it began (sample) and when (clock).
         self._unanswered: tuple[int, float] | None = None
         self.restarts = 0
-        self._task = asyncio.create_task(self._run(), name="google-stt")
 
-    # -- the SpeechStream protocol ----------------------------------------------
-
-    def push(self, pcm: bytes) -> None:
-        if not self._ended:
-            self._audio.append(pcm)
-            self._audio_ready.set()
-
-    def end(self) -> None:
-        self._ended = True
+    def _pushed(self, pcm: bytes) -> None:
         self._audio_ready.set()
 
-    async def aclose(self) -> None:
-        self._ended = True
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        self._events.close()
+    def _ending(self) -> None:
+        self._audio_ready.set()
 
-    def __aiter__(self) -> AsyncIterator[SpeechEvent]:
-        return aiter(self._events)
+    async def _closing(self) -> None:
+        """Nothing left: the gRPC call ended with the task."""
 
     # -- streams and restarts ---------------------------------------------------
 
     async def _run(self) -> None:
         failures = 0
-        try:
-            while True:
-                origin = self._resend_from()
-                self._audio.drop_before(origin)
-                try:
-                    if await self._one_stream(origin):
-                        break
-                    failures = 0
-                except _Quiet as exc:  # maybe a stall, maybe noise: not a failure
-                    self._restarted_unanswered = True
-                    log.info("Google speech stream restarted", extra={"reason": str(exc)})
-                except (*RETRYABLE, _Stalled) as exc:
-                    if isinstance(exc, _Stalled) and self._failover:
-                        # A hang: the provider standing by answers sooner than a retry.
-                        raise SpeechStreamFailed(f"Google speech: {exc}") from exc
-                    failures += 1
-                    if failures > self._config.retries:
-                        raise SpeechStreamFailed(f"Google speech: {exc!r}") from exc
-                    delay = min(2.0, 0.2 * 2 ** (failures - 1)) * random.uniform(0.8, 1.2)
-                    log.warning("Google speech stream failed; restarting",
-                                extra={"error": repr(exc), "attempt": failures,
-                                       "delay_s": round(delay, 2)})
-                    await asyncio.sleep(delay)
-                except exceptions.OutOfRange as exc:  # the stream limit came first
-                    log.warning("Google speech stream hit its limit; restarting",
-                                extra={"error": str(exc)})
-                except exceptions.InvalidArgument as exc:  # what we asked, not Google's state
-                    raise SpeechRequestRefused(f"Google speech refused: {exc.message}") from exc
-                except exceptions.GoogleAPICallError as exc:
+        while True:
+            origin = self._audio.replay_from(self._resend_from())
+            try:
+                if await self._one_stream(origin):
+                    break
+                failures = 0
+            except _Quiet as exc:  # maybe a stall, maybe noise: not a failure
+                self._restarted_unanswered = True
+                log.info("Google speech stream restarted", extra={"reason": str(exc)})
+            except (*RETRYABLE, _Stalled) as exc:
+                if isinstance(exc, _Stalled) and self._failover:
+                    # A hang: the provider standing by answers sooner than a retry.
+                    raise SpeechStreamFailed(f"Google speech: {exc}") from exc
+                failures += 1
+                if failures > self._config.retries:
                     raise SpeechStreamFailed(f"Google speech: {exc!r}") from exc
-                self.restarts += 1
-            if self._utterance_start is not None:  # no final came for the last words
-                self._final(self._interim, self._audio.end)
-            self._events.put(SpeechEvent(SpeechEventKind.END))
-            self._events.close()
-        except SpeechStreamFailed as exc:
-            self._events.fail(exc)
+                delay = min(2.0, 0.2 * 2 ** (failures - 1)) * random.uniform(0.8, 1.2)
+                log.warning("Google speech stream failed; restarting",
+                            extra={"error": repr(exc), "attempt": failures,
+                                   "delay_s": round(delay, 2)})
+                await asyncio.sleep(delay)
+            except exceptions.OutOfRange as exc:  # the stream limit came first
+                log.warning("Google speech stream hit its limit; restarting",
+                            extra={"error": str(exc)})
+            except exceptions.InvalidArgument as exc:  # what we asked, not Google's state
+                raise SpeechRequestRefused(f"Google speech refused: {exc.message}") from exc
+            except exceptions.GoogleAPICallError as exc:
+                raise SpeechStreamFailed(f"Google speech: {exc!r}") from exc
+            self.restarts += 1
+        if self._utterance_start is not None:  # no final came for the last words
+            self._final(self._interim, self._audio.end)
+        self._events.put(SpeechEvent(SpeechEventKind.END))
 
     def _resend_from(self) -> int:
-        """Where the next stream starts: after what is final or known to be quiet."""
+        """Where the next stream would start (`replay_from` keeps it after what is final
+        or known to be quiet, and within the window)."""
         pad = ms_to_samples(PAD_MS)
         if self._utterance_start is not None:
             start = self._utterance_start - pad
         else:  # (from the last final's end: words lost are worse than a word heard twice)
-            start = self._sent - ms_to_samples(PREROLL_MS)
+            start = self._sent - ms_to_samples(RESEND.quiet_ms)
         if self._unanswered is not None:  # speech the provider may not have reported yet
             start = min(start, self._unanswered[0] - pad)
         self._unanswered = None
-        return max(self._covered, start, self._audio.end - ms_to_samples(MAX_RESEND_MS))
+        return start
 
     async def _one_stream(self, origin: int) -> bool:
         """Run one gRPC stream from `origin`; True once all audio is heard after end()."""
@@ -336,7 +318,7 @@ class GoogleSpeechStream:
         stable = " ".join("".join(
             p for p, r in zip(parts, results, strict=True) if r.stability >= STABLE).split())
         if self._utterance_start is None:
-            self._open(self._covered)
+            self._open(self._audio.covered)
         assert self._utterance_start is not None
         self._interim = text
         self._events.put(SpeechEvent(
@@ -346,22 +328,22 @@ class GoogleSpeechStream:
             stable_chars=len(stable) if text.startswith(stable) else 0))
 
     def _open(self, start: int) -> None:
-        self._utterance_start = max(start, self._covered)
+        self._utterance_start = max(start, self._audio.covered)
         self._interim = ""
         self._events.put(SpeechEvent(SpeechEventKind.START,
                                             start_ms=samples_to_ms(self._utterance_start)))
 
     def _final(self, text: str, end: int) -> None:
         if self._utterance_start is None and not text:
-            self._covered = max(self._covered, end)  # nothing was said, nothing on screen
+            self._audio.cover(end)  # nothing was said, nothing on screen
             return
         if self._utterance_start is None:
-            self._open(self._covered)
+            self._open(self._audio.covered)
         assert self._utterance_start is not None
         end = max(end, self._utterance_start)
         self._events.put(SpeechEvent(
             SpeechEventKind.FINAL, text, samples_to_ms(self._utterance_start),
             samples_to_ms(end), stability=1.0, stable_chars=len(text)))
-        self._covered = max(self._covered, end)
+        self._audio.cover(end)
         self._utterance_start = None
         self._interim = ""

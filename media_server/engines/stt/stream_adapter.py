@@ -81,7 +81,7 @@ class StreamAdapter:
         return self.scheduler.recognizer.languages()
 
     def open_stream(
-        self, language: str, sample_rate: int = STT_SAMPLE_RATE, model: str = "", *,
+        self, language: str, sample_rate: int = STT_SAMPLE_RATE, *, model: str = "",
         failover: bool = False,
     ) -> AdaptedStream:
         """`model` and `failover` are ignored: one local recogniser serves every session,
@@ -90,9 +90,8 @@ class StreamAdapter:
             raise ValueError(f"this recogniser takes {STT_SAMPLE_RATE} Hz audio")
         if language not in self.languages():
             raise ValueError(f"language {language!r} is not supported by {self.name}")
-        return AdaptedStream(
-            self.scheduler, self._vad_factory(), language, self._config, next(self._ids)
-        )
+        return AdaptedStream(self.scheduler, self._vad_factory(), language=language,
+                             config=self._config, key=next(self._ids))
 
 
 class AdaptedStream:
@@ -100,7 +99,7 @@ class AdaptedStream:
         self,
         scheduler: DecodeScheduler,
         vad: VoiceActivityDetector,
-        language: str,
+        *, language: str,
         config: AdapterConfig,
         key: int,
     ) -> None:

@@ -86,7 +86,7 @@ class WhisperRecognizer:
 
     name = "whisper"
 
-    def __init__(self, model_dir: str | Path, threads: int = 2, final_beam_size: int = 1, *,
+    def __init__(self, model_dir: str | Path, threads: int = 2, *, final_beam_size: int = 1,
                  window: WindowPolicy = WindowPolicy(),
                  language_models: Mapping[str, str | Path] | None = None) -> None:
         self._default = _Model(model_dir, threads)

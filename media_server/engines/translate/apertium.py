@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from media_server.engines.translate.base import TranslationFailed
+from media_server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +126,8 @@ class _Pipeline:
             with contextlib.suppress(ProcessLookupError):  # every stage, not just bash
                 os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
+        await cancel_and_wait(self._reader)
+        self._reader = None
         self._fail_waiting("apertium restarted")
 
 

@@ -26,7 +26,7 @@ class GoogleTranslator:
     name = "google"
 
     def __init__(
-        self, client: TranslationServiceAsyncClient, project: str, location: str,
+        self, client: TranslationServiceAsyncClient, project: str, *, location: str,
         timeout_s: float = 5.0,
     ) -> None:
         self._client = client

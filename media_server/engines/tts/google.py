@@ -58,7 +58,7 @@ class GoogleTts:
 
     def __init__(
         self, client: TextToSpeechAsyncClient, overrides: Mapping[str, str],
-        sample_rate: int = 48000, timeout_s: float = 5.0,
+        *, sample_rate: int = 48000, timeout_s: float = 5.0,
     ) -> None:
         self._client = client
         self._overrides = dict(overrides)
