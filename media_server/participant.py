@@ -44,14 +44,6 @@ class SessionInfo:
     owner: str = ""  # whose it is (a token's subject, or the token); empty under --dev
     meeting: str = ""  # the room's meeting this session is part of
 
-    def description(self, target_lang: str) -> SessionDescription:
-        """What history keeps and a resumed session starts from; `target_lang` as it
-        is now (the participant may have changed it)."""
-        return SessionDescription(
-            session_id=self.id, room=self.room, participant_id=self.participant_id,
-            name=self.name, source_lang=self.source_lang, target_lang=target_lang,
-            speak=self.speak, kind=self.kind, meeting=self.meeting)
-
 
 class Participant:
     def __init__(self, info: SessionInfo, clock_ms: Callable[[], int], *,
@@ -75,7 +67,13 @@ class Participant:
                                self.target_lang, self.info.speak)
 
     def description(self) -> SessionDescription:
-        return self.info.description(self.target_lang)
+        """What history keeps and a resumed session starts from, with the language read
+        now (the participant may have changed it)."""
+        info = self.info
+        return SessionDescription(
+            session_id=info.id, room=info.room, participant_id=info.participant_id,
+            name=info.name, source_lang=info.source_lang, target_lang=self.target_lang,
+            speak=info.speak, kind=info.kind, meeting=info.meeting)
 
     def send(self, message: ServerMessage) -> None:
         self.channel.send(message)

@@ -7,6 +7,7 @@ with a clear error, never answered with the untranslated text.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,8 +63,9 @@ class EngineCatalog:
         self._translator_chains: dict[tuple[str, str], Translator] = {}
         self._voice_chains: dict[str, TextToSpeech] = {}
 
-    @property
+    @functools.cached_property
     def speech_languages(self) -> frozenset[str]:
+        """What the recogniser hears (fixed once loaded: asked once, not per pair)."""
         return self.stt.languages()
 
     def translator_for(self, source: str, target: str) -> Translator | None:

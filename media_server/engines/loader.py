@@ -27,6 +27,7 @@ from media_server.playout import RATE as PLAYOUT_RATE
 from media_server.settings import Settings
 
 log = logging.getLogger(__name__)
+Closer = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Engines:
     catalog: EngineCatalog
     scheduler: DecodeScheduler | None = None  # local Whisper's decoder, when loaded
     calibration: Calibration | None = None  # what that decoder carries on this machine
-    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    closers: list[Closer] = field(default_factory=list)
 
     @property
     def board(self) -> HealthBoard:
@@ -62,7 +63,7 @@ def _stt_probe(provider: SpeechToText) -> Callable[[], Awaitable[None]]:
 
 async def load_engines(settings: Settings) -> Engines:
     started = time.monotonic()
-    closers: list[Callable[[], Awaitable[None]]] = []
+    closers: list[Closer] = []
     try:
         engines = await _load(settings, closers)
     except BaseException:
@@ -75,10 +76,7 @@ async def load_engines(settings: Settings) -> Engines:
     return engines
 
 
-Closers = list[Callable[[], Awaitable[None]]]
-
-
-async def _load(settings: Settings, closers: Closers) -> Engines:
+async def _load(settings: Settings, closers: list[Closer]) -> Engines:
     google: GoogleClients | None = None
     if settings.uses_google():
         google = create_clients(settings, find_credentials(settings))
@@ -100,7 +98,7 @@ async def _load(settings: Settings, closers: Closers) -> Engines:
     return Engines(catalog, scheduler, calibration, closers)
 
 
-async def _recognisers(settings: Settings, google: GoogleClients | None, *, closers: Closers
+async def _recognisers(settings: Settings, google: GoogleClients | None, *, closers: list[Closer]
                        ) -> tuple[list[SpeechToText], DecodeScheduler | None,
                                   Calibration | None]:
     scheduler: DecodeScheduler | None = None
@@ -124,7 +122,7 @@ async def _recognisers(settings: Settings, google: GoogleClients | None, *, clos
     return speech, scheduler, calibration
 
 
-async def _translators(settings: Settings, google: GoogleClients | None, *, closers: Closers,
+async def _translators(settings: Settings, google: GoogleClients | None, *, closers: list[Closer],
                        deadlines: Deadlines) -> list[Translator]:
     translators: list[Translator] = []
     for provider in settings.translate:
@@ -140,7 +138,7 @@ async def _translators(settings: Settings, google: GoogleClients | None, *, clos
     return translators
 
 
-async def _voices(settings: Settings, google: GoogleClients | None, *, closers: Closers,
+async def _voices(settings: Settings, google: GoogleClients | None, *, closers: list[Closer],
                   deadlines: Deadlines, speakers: int) -> list[TextToSpeech]:
     voices: list[TextToSpeech] = []
     for provider in settings.tts:
