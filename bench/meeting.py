@@ -172,8 +172,9 @@ async def scrape(http: aiohttp.ClientSession, url: str) -> str:
     return (f"server: finals waited for the recogniser p50 <= {_bucket_quantile(waits, 0.5)} s, "
             f"p95 <= {_bucket_quantile(waits, 0.95)} s; clips sped up "
             f"{total('live_interpreter_playout_sped_up_clips'):.0f}, saving "
-            f"{total('live_interpreter_playout_saved_seconds'):.1f} s; stale clips dropped "
-            f"{total('live_interpreter_stale_clips_dropped'):.0f}")
+            f"{total('live_interpreter_playout_saved_seconds'):.1f} s; clips cut short "
+            f"{total('live_interpreter_playout_cut_clips'):.0f} "
+            f"({total('live_interpreter_playout_cut_seconds'):.1f} s left out)")
 
 
 def _bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float:

@@ -38,6 +38,7 @@ MIN_TEXT_WORDS = 3  # shorter ("yes", "okay") is too easily said again
 # matters: speakers reuse words ("what your country can do for you / what you can
 # do for your country") but do not repeat the sentence just said.
 SAME_TEXT = 0.8
+MAX_RUN = 8  # clips of one sentence, in simultaneous interpretation
 MIN_PLAYING = 0.3  # share of the stretch during which something was playing
 MIN_FRAMES = 25  # 500 ms: shorter envelopes can correlate by chance
 HISTORY_FRAMES = 3000  # 60 s
@@ -102,14 +103,24 @@ class EchoGuard:
             best >= CORRELATION_WITH_TEXT and self._repeats_a_clip(text, mic_t[0], mic_t[-1]))
 
     def _repeats_a_clip(self, text: str, start: float, end: float) -> bool:
-        """Whisper often turns our translated clip back into the sentence it came from."""
+        """Whisper often turns our translated clip back into the sentence it came from.
+        In simultaneous interpretation a sentence is spoken in several clips (chunks),
+        and what comes back of its last ones may be heard as all of it: the sentence
+        heard is compared with every run of consecutive clips (up to `MAX_RUN`) that
+        has one playing then, as well as with each alone."""
         heard = _words(text)
         if len(heard) < MIN_TEXT_WORDS:
             return False
-        for clip_start, clip_end, source in self._clips:
-            overlaps = clip_start < end and start < clip_end + MAX_DELAY_S
-            if overlaps and SequenceMatcher(None, heard, _words(source)).ratio() >= SAME_TEXT:
-                return True
+        clips = list(self._clips)
+        playing = [clip_start < end and start < clip_end + MAX_DELAY_S
+                   for clip_start, clip_end, _ in clips]
+        for first in range(len(clips)):
+            run: list[str] = []
+            for last in range(first, min(first + MAX_RUN, len(clips))):
+                run += _words(clips[last][2])
+                if (any(playing[first:last + 1])
+                        and SequenceMatcher(None, heard, run).ratio() >= SAME_TEXT):
+                    return True
         return False
 
 

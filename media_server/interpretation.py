@@ -1,11 +1,13 @@
 """One speaker's captions -> every language read in the room.
 
 Finals are translated (once per target language, concurrently) before they go
-out, then kept (the store) and spoken. Interims go out at once in the original
-and again with their translations (latest wins, at most every `interval_ms`). A
-translation that fails on every provider (the chain's deadlines included) leaves its
-readers with the original and an error saying so. Every caption leaves through this
-class's `CaptionRevisions`, the one place that numbers them.
+out, then kept (the store) and handed with their translations to the spoken side
+(`simultaneous.py`), which also gets every interim with a stable prefix. Interims go
+out at once in the original and again with their translations (latest wins, at most
+every `interval_ms`). A translation that fails on every provider (the chain's
+deadlines included) leaves its readers with the original and an error saying so.
+Every caption leaves through this class's `CaptionRevisions`, the one place that
+numbers them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from media_server.metrics import (
 )
 from media_server.pipeline import Speaker
 from media_server.protocol import CaptionMessage, ErrorMessage, ServerMessage, Translation
+from media_server.simultaneous import SpokenTranslation
 from media_server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -41,16 +44,16 @@ class Outlets:
     broadcast: Callable[[CaptionMessage | None, dict[str, CaptionMessage]], None]
     tell_readers_of: Callable[[str, ServerMessage], None]  # (language, message)
     keep: Callable[[CaptionMessage, dict[str, str]], None]  # a final and its translations
-    speak: Callable[[CaptionMessage, float], None]  # a translated final, when speech ended
     wall_time: Callable[[int], float]  # the monotonic time of a point on the room's clock
 
 
 class Interpreter:
     def __init__(self, speaker: Speaker, outlets: Outlets, *,
                  translator_for: Callable[[str, str], Translator | None],
-                 interval_ms: int = 300) -> None:
+                 spoken: SpokenTranslation, interval_ms: int = 300) -> None:
         self._speaker = speaker
         self._out = outlets
+        self._spoken = spoken
         self._translator_for = translator_for
         self._interval = interval_ms / 1000
         self._revisions = CaptionRevisions()
@@ -75,6 +78,7 @@ class Interpreter:
             if caption.text and targets:
                 self._latest = caption
                 self._wake.set()
+                self._spoken.interim(caption)
             return
         self._latest = None
         final = self._revisions.number(caption)  # translated interims of it are now late
@@ -90,8 +94,7 @@ class Interpreter:
         if translated:
             TRANSLATED_LAG.observe(max(0.0, time.monotonic() - ends_at))
         self._out.keep(final, translations)
-        for version in translated.values():
-            self._out.speak(version, ends_at)
+        self._spoken.final(final, translations, ends_at)
 
     async def _translate(self, caption: CaptionMessage, targets: set[str]) -> dict[str, str]:
         """The caption's text in each target language that could be translated."""

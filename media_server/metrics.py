@@ -32,12 +32,26 @@ TRANSLATIONS = Counter(
     ["status"], registry=REGISTRY)
 SYNTHESES = Counter(
     "live_interpreter_speech_syntheses_total",
-    "Spoken translations synthesised: one per final and language listened to.",
+    "Spoken translations synthesised: one per spoken part (a final, or in simultaneous "
+    "interpretation a chunk of it) and language listened to.",
     registry=REGISTRY)
-STALE_CLIPS = Counter(
-    "live_interpreter_stale_clips_dropped_total",
-    "Spoken-translation clips dropped because they would have played too late.",
+PLAYOUT_CUT_CLIPS = Counter(
+    "live_interpreter_playout_cut_clips_total",
+    "Spoken-translation clips cut short because they started more than TTS_MAX_DELAY_S "
+    "behind the speaker (a clip is cut, never dropped whole).", registry=REGISTRY)
+PLAYOUT_CUT = Counter(
+    "live_interpreter_playout_cut_seconds_total",
+    "Spoken translation left unplayed at the end of clips cut short (as it would have "
+    "played).", registry=REGISTRY)
+SPEECH_CHUNKS = Counter(
+    "live_interpreter_speech_chunks_total",
+    "Simultaneous interpretation: parts of utterances handed to synthesis, by part "
+    "(chunk: while the speaker goes on; rest: what the final added).", ["part"],
     registry=REGISTRY)
+SPEECH_MERGED = Counter(
+    "live_interpreter_speech_merged_parts_total",
+    "Parts of an utterance synthesised as one with the part before them, because "
+    "synthesis was behind.", registry=REGISTRY)
 PLAYOUT_SLIPS = Counter(
     "live_interpreter_playout_slips_total",
     "Times a return track fell behind its sample clock (a stalled event loop) and "
@@ -153,7 +167,7 @@ FINAL_DECODE_WAIT = Histogram(
     registry=REGISTRY)
 SPEECH_QUEUE = Gauge(
     "live_interpreter_speech_queue_clips",
-    "Finals waiting to be synthesised, all rooms and languages.", registry=REGISTRY)
+    "Finals and chunks waiting to be synthesised, all rooms and languages.", registry=REGISTRY)
 ENGINE_TIME = Histogram(
     "live_interpreter_engine_seconds",
     "Time of one engine call by kind and provider (a decode batch, a translation, a "

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from history.records import SessionDescription
 from media_server.channel import MessageChannel
 from media_server.echo_guard import EchoGuard
-from media_server.metrics import SPEECH_DELAY, STALE_CLIPS
+from media_server.metrics import SPEECH_DELAY
 from media_server.playout import Clip, PlayoutTrack
 from media_server.protocol import (
+    Interpretation,
     ParticipantInfo,
     PlayoutState,
     PlayoutStateMessage,
@@ -26,6 +28,7 @@ from media_server.protocol import (
 )
 
 log = logging.getLogger(__name__)
+_MODES_KEPT = 64  # utterances whose interpretation mode is remembered
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,14 @@ class SessionInfo:
 
 class Participant:
     def __init__(self, info: SessionInfo, clock_ms: Callable[[], int], *,
-                 clip_gap_ms: int = 300, max_clip_delay_s: float = 10.0) -> None:
+                 clip_gap_ms: int = 300, max_clip_delay_s: float = 10.0,
+                 interpretation: Interpretation = "simultaneous") -> None:
         self.info = info
         self.target_lang = info.target_lang
         self.monitor = info.monitor
         self.tts_enabled = True
+        self.interpretation: Interpretation = interpretation
+        self._modes: OrderedDict[str, Interpretation] = OrderedDict()  # by utterance
         self.channel = MessageChannel()
         self._clock_ms = clock_ms  # the room's clock, as caption offsets
         # Whoever hears the interpretation through a loudspeaker can feed it back.
@@ -100,6 +106,17 @@ class Participant:
         return (self.tts_enabled and self.target_lang == lang
                 and (speaker_id != self.id or self.monitor))
 
+    def mode_for(self, utterance_id: str) -> Interpretation:
+        """How this participant hears an utterance: the mode they had when its speech
+        first reached them (a switch takes effect with the next utterance, so none is
+        heard twice or in part)."""
+        mode = self._modes.get(utterance_id)
+        if mode is None:
+            mode = self._modes[utterance_id] = self.interpretation
+            if len(self._modes) > _MODES_KEPT:
+                self._modes.popitem(last=False)
+        return mode
+
     def play(self, clip: Clip) -> None:
         self.playout.enqueue(clip)
 
@@ -114,20 +131,23 @@ class Participant:
 
     # -- what the return track tells (PlayoutEvents) ------------------------------
 
-    def clip_started(self, clip: Clip, starts_at: float, duration_ms: int) -> None:
+    def clip_started(self, clip: Clip, starts_at: float, *, duration_ms: int,
+                     cut_ms: int = 0) -> None:
         SPEECH_DELAY.observe(max(0.0, starts_at - clip.ends_at))
         self.echo_guard.clip_started(duration_ms / 1000, clip.source_text)
-        self.send(self._speech_message(clip, starts_at, duration_ms))
+        self.send(self._speech_message(clip, starts_at, duration_ms=duration_ms,
+                                       cut_ms=cut_ms))
         self.playout_state("speaking")
 
-    def clip_completed(self, clip: Clip, starts_at: float, duration_ms: int) -> None:
+    def clip_completed(self, clip: Clip, starts_at: float, *, duration_ms: int,
+                       cut_ms: int = 0) -> None:
         self.echo_guard.clip_grew(duration_ms / 1000)
-        self.send(self._speech_message(clip, starts_at, duration_ms))
+        self.send(self._speech_message(clip, starts_at, duration_ms=duration_ms,
+                                       cut_ms=cut_ms))
 
-    def clip_dropped(self, clip: Clip) -> None:
-        STALE_CLIPS.inc()
-        log.warning("stale speech clip dropped", extra={"utterance_id": clip.utterance_id,
-                                                        "participant": self.id})
+    def clip_cut(self, clip: Clip, cut_ms: int) -> None:
+        log.warning("speech clip cut short: too far behind the speaker", extra={
+            "utterance_id": clip.utterance_id, "participant": self.id, "cut_ms": cut_ms})
 
     def idle(self) -> None:
         self.playout_state("idle")
@@ -135,8 +155,10 @@ class Participant:
     def frame_sent(self, pcm: bytes) -> None:
         self.echo_guard.played(pcm)
 
-    def _speech_message(self, clip: Clip, starts_at: float, duration_ms: int) -> SpeechMessage:
+    def _speech_message(self, clip: Clip, starts_at: float, *, duration_ms: int,
+                        cut_ms: int) -> SpeechMessage:
         # On the room's clock, when its first frame is due (made now, maybe a little late).
         start_ms = self._clock_ms() - round((time.monotonic() - starts_at) * 1000)
         return SpeechMessage(clip.utterance_id, clip.lang, start_ms, duration_ms,
-                             clip.speaker_id, clip.complete)
+                             clip.speaker_id, clip.complete, chunk=clip.chunk,
+                             text=clip.text, source=clip.source_text, cut_ms=cut_ms)

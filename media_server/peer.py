@@ -42,6 +42,7 @@ from media_server.protocol import (
     Ping,
     PongMessage,
     ProtocolError,
+    SetInterpretation,
     SetLanguage,
     SetMonitor,
     SetTts,
@@ -283,6 +284,8 @@ class Peer:
             participant.set_tts(message.enabled)
         elif isinstance(message, SetMonitor):
             participant.monitor = message.enabled
+        elif isinstance(message, SetInterpretation):
+            participant.interpretation = message.mode
 
     def _set_language(self, target: str) -> None:
         try:

@@ -100,8 +100,13 @@ class SpeakerPipeline:
                     continue
                 event = dataclasses.replace(event, text="")  # closes what is on screen
             caption = self._captions.on_event(event)
-            if caption is None:
-                continue
+            if caption is None or not caption.text:
+                if event.kind is SpeechEventKind.FINAL:
+                    # Nothing said after all (our own speech heard back, a false start):
+                    # recognition is idle again all the same.
+                    self._speaker.speaker_state("idle")
+                if caption is None:
+                    continue
             CAPTIONS.labels(caption.status).inc()
             await self._sink.on_caption(caption)
             if caption.status == "final" and caption.text:

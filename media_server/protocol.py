@@ -15,6 +15,10 @@ CHANNEL_LABEL = "captions"
 
 SpeakerState = Literal["idle", "listening", "translating"]  # my words, being recognised
 PlayoutState = Literal["idle", "speaking"]  # what I hear: a clip playing on my return track
+# How a listener hears spoken translation: chunk by chunk while the speaker goes on,
+# or each sentence once it is finished.
+Interpretation = Literal["simultaneous", "consecutive"]
+INTERPRETATIONS: tuple[Interpretation, ...] = ("simultaneous", "consecutive")
 # The one-field state of earlier releases, sent beside the two above for one release.
 LegacyState = Literal["idle", "listening", "translating", "speaking"]
 
@@ -89,7 +93,9 @@ class ErrorMessage(_Wire):
 @dataclass(frozen=True, slots=True)
 class SpeechMessage(_Wire):
     """A clip of spoken translation starts on the return track now; a clip that started
-    while still being synthesised is announced again, complete, once it is."""
+    while still being synthesised is announced again, complete, once it is. In
+    simultaneous interpretation an utterance is spoken in several clips (chunks 1..n,
+    the last with `last`); in consecutive interpretation in one."""
 
     utterance_id: str
     lang: str
@@ -97,6 +103,11 @@ class SpeechMessage(_Wire):
     duration_ms: int  # as it plays (sped up when the listener is behind), so far
     speaker_id: str = ""  # whose words these are
     complete: bool = True  # False: more audio follows, and a complete message with it
+    chunk: int = 1  # which clip of the utterance this is, from 1
+    last: bool = True  # the utterance's last clip
+    text: str = ""  # what it says (in `lang`)
+    source: str = ""  # the words of the original it translates
+    cut_ms: int = 0  # left out at its end: it started too far behind the speaker
     type: Literal["speech"] = field(default="speech", init=False)
 
 
@@ -162,6 +173,13 @@ class SetMonitor:
 
 
 @dataclass(frozen=True, slots=True)
+class SetInterpretation:
+    """Hear spoken translation simultaneously or consecutively (from the next utterance)."""
+
+    mode: Interpretation
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     pass
 
@@ -171,7 +189,7 @@ class Bye:
     """The page is going away (sent on unload): close the session now."""
 
 
-ClientMessage = SetLanguage | SetTts | SetMonitor | Ping | Bye
+ClientMessage = SetLanguage | SetTts | SetMonitor | SetInterpretation | Ping | Bye
 
 
 class ProtocolError(ValueError):
@@ -186,6 +204,16 @@ def _field(data: dict[str, Any], name: str, kind: type) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ProtocolError("bad_message", f"'{name}' must be a {kind.__name__}")
     return value
+
+
+def interpretation(mode: str) -> Interpretation:
+    """A client's interpretation mode, checked."""
+    for known in INTERPRETATIONS:
+        if mode == known:
+            return known
+    raise ProtocolError("bad_interpretation",
+                        f"interpretation must be one of {', '.join(INTERPRETATIONS)}, "
+                        f"not {mode!r}")
 
 
 def parse_json(raw: str | bytes) -> Any:
@@ -214,6 +242,8 @@ def parse_client_message(raw: str | bytes, max_bytes: int) -> ClientMessage:
         return SetTts(_field(data, "enabled", bool))
     if kind == "set_monitor":
         return SetMonitor(_field(data, "enabled", bool))
+    if kind == "set_interpretation":
+        return SetInterpretation(interpretation(_field(data, "mode", str)))
     if kind == "ping":
         return Ping()
     if kind == "bye":

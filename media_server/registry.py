@@ -21,7 +21,13 @@ from media_server.errors import BadRequest, NotFound, Unavailable
 from media_server.metrics import ACTIVE_ROOMS, ACTIVE_SESSIONS, ACTIVE_SPEAKERS, STT_CAPACITY
 from media_server.participant import Participant, SessionInfo
 from media_server.peer import Peer, PeerConfig
-from media_server.protocol import EngineMessage, ErrorMessage
+from media_server.protocol import (
+    EngineMessage,
+    ErrorMessage,
+    Interpretation,
+    ProtocolError,
+    interpretation,
+)
 from media_server.resumable import ResumableSessions, ResumeState
 from media_server.room import ROOM_NAME, Publisher, Room, Rooms, publish_nothing
 from media_server.settings import Settings
@@ -75,8 +81,9 @@ class SessionRegistry:
     def create(
         self, room: str, *, name: str, source_lang: str, target_lang: str, speak: bool,
         monitor: bool | None = None, stt_model: str = "", kind: str = "webrtc",
-        owner: str = "", resumed: ResumeState | None = None,
+        interpretation: str = "", owner: str = "", resumed: ResumeState | None = None,
     ) -> Peer:
+        mode = _interpretation(interpretation or self._settings.interpretation)
         self._check(room, name=name, langs=(source_lang, target_lang), stt_model=stt_model)
         self.catalog.check_languages(source_lang, target_lang, speak)
         if len(self._peers) >= self._settings.max_sessions:
@@ -99,7 +106,8 @@ class SessionRegistry:
         )
         participant = Participant(info, joining.clock_ms,
                                   clip_gap_ms=self._settings.tts_clip_gap_ms,
-                                  max_clip_delay_s=self._settings.tts_max_delay_s)
+                                  max_clip_delay_s=self._settings.tts_max_delay_s,
+                                  interpretation=mode)
         if resumed is not None:
             participant.tts_enabled = resumed.tts
             if resumed.room_clock_origin is not None:
@@ -153,7 +161,8 @@ class SessionRegistry:
                                source_lang=session.source_lang,
                                target_lang=session.target_lang, speak=session.speak,
                                monitor=state.monitor, stt_model=state.stt_model,
-                               owner=state.owner, resumed=state)
+                               interpretation=state.interpretation, owner=state.owner,
+                               resumed=state)
         except Exception:
             await self._states.keep(state)  # refused (room full, no token...): not lost
             raise
@@ -221,9 +230,17 @@ class SessionRegistry:
         participant = peer.participant
         await self._states.keep(ResumeState(
             participant.description(), monitor=participant.monitor,
-            tts=participant.tts_enabled, stt_model=peer.info.stt_model,
+            tts=participant.tts_enabled, interpretation=participant.interpretation,
+            stt_model=peer.info.stt_model,
             utterances=peer.utterances_said, room_clock_origin=clock_origin,
             owner=peer.info.owner))
+
+
+def _interpretation(mode: str) -> Interpretation:
+    try:
+        return interpretation(mode)
+    except ProtocolError as exc:
+        raise BadRequest(exc.code, exc.message) from exc
 
 
 def _speaker_capacity(settings: Settings, engines: Engines) -> int:

@@ -24,6 +24,7 @@ class ResumeState:
     utterances: int  # how many this session has said: the next is numbered after them
     room_clock_origin: float | None  # epoch seconds of the room clock's zero, once started
     owner: str = ""  # only the session's owner may resume it
+    interpretation: str = ""  # simultaneous or consecutive; empty: the server's default
 
 
 class ResumableSessions:

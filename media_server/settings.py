@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from media_server.protocol import INTERPRETATIONS
+
 ENV_PREFIX = "LIVE_INTERPRETER_"
 PROVIDERS = frozenset({"local", "google"})
 
@@ -105,7 +107,9 @@ class Settings:
     translation_cache_ttl_s: float = 30.0
     interim_translation_interval_ms: int = 300
     tts_clip_gap_ms: int = 300
-    tts_max_delay_s: float = 10.0  # a clip that would start later than this is dropped
+    tts_max_delay_s: float = 10.0  # a clip starting later than this is cut by the excess
+    # How spoken translation is heard unless a session asks otherwise.
+    interpretation: str = "simultaneous"  # or "consecutive"
 
     # History (finals and translations) and its retention.
     database_url: str = ""  # postgresql://...; empty: SQLite under data_dir
@@ -192,6 +196,8 @@ class Settings:
     def validate(self) -> None:
         if self.log_format not in ("text", "json"):
             raise SettingsError("log_format must be 'text' or 'json'")
+        if self.interpretation not in INTERPRETATIONS:
+            raise SettingsError(f"interpretation must be {' or '.join(INTERPRETATIONS)}")
         if self.vad_provider not in ("silero-onnx", "silero-ggml"):
             raise SettingsError("vad_provider must be 'silero-onnx' or 'silero-ggml'")
         for kind in ("stt", "translate", "tts"):

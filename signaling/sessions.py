@@ -81,6 +81,7 @@ async def create_session(request: web.Request) -> web.Response:
             speak=speak,
             monitor=_get(data, "monitor", kind=(bool, type(None)), default=None),
             stt_model=_get(data, "stt_model", kind=str, default=""),
+            interpretation=_get(data, "interpretation", kind=str, default=""),
             owner=token.owner if token is not None else "",
         )
     return web.json_response(
@@ -105,6 +106,7 @@ async def get_session(request: web.Request) -> web.Response:
         "name": info.name, "source_lang": info.source_lang,
         "target_lang": participant.target_lang, "speak": info.speak,
         "monitor": participant.monitor, "tts": participant.tts_enabled,
+        "interpretation": participant.interpretation,
         "connection_state": peer.pc.connectionState,
     })
 

@@ -78,6 +78,7 @@ async def _create(request: web.Request, kind: _Kind) -> web.Response:
         speak=kind.speak,
         monitor=False,
         kind=kind.path,
+        interpretation=query.get("interpretation", ""),
         owner=token.owner if token is not None else "",
     )
     try:

@@ -7,8 +7,11 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from media_server.engines.translate.base import Translator
 from media_server.interpretation import Outlets
-from media_server.protocol import CaptionMessage, ServerMessage, SpeakerState
+from media_server.protocol import CaptionMessage, Interpretation, ServerMessage, SpeakerState
+from media_server.simultaneous import SpokenTranslation
+from media_server.speech_output import SpokenPart
 
 
 @dataclass
@@ -19,8 +22,10 @@ class Collector:
     # What reached the readers of each language, as a room would give it them.
     broadcast: dict[str, list[CaptionMessage]] = field(default_factory=dict)
     kept: list[tuple[CaptionMessage, dict[str, str]]] = field(default_factory=list)
-    spoken: list[CaptionMessage] = field(default_factory=list)
+    spoken: list[SpokenPart] = field(default_factory=list)
     readers: set[str] = field(default_factory=set)
+    # The languages heard in each interpretation mode (every utterance alike).
+    hearing: dict[Interpretation, set[str]] = field(default_factory=dict)
     _broadcast_happened: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait_for(self, condition: Callable[[], bool]) -> None:
@@ -48,8 +53,18 @@ class Collector:
         return Outlets(readers=lambda: set(self.readers), broadcast=self._broadcast,
                        tell_readers_of=lambda lang, message: self.send(message),
                        keep=lambda final, translations: self.kept.append((final, translations)),
-                       speak=lambda caption, ends_at: self.spoken.append(caption),
                        wall_time=lambda room_ms: 0.0)
+
+    def spoken_translation(self, translator_for: Callable[[str, str], Translator | None],
+                           speaker_id: str = "") -> SpokenTranslation:
+        return SpokenTranslation(
+            speaker_id, translator_for=translator_for,
+            heard_in=lambda mode, speaker, utterance: set(self.hearing.get(mode, set())),
+            speak=self._speak, wall_time=lambda room_ms: room_ms / 1000)
+
+    def _speak(self, part: SpokenPart) -> None:
+        self.spoken.append(part)
+        self._broadcast_happened.set()
 
     def _broadcast(self, original: CaptionMessage | None,
                    translated: dict[str, CaptionMessage]) -> None:

@@ -39,6 +39,12 @@ JFK_UTTERANCES = [(0.25, 2.35), (3.2, 4.55), (5.3, 7.8), (8.1, 10.75)]
 JFK_SPEECH = [(0.32, 2.24), (3.3, 4.35), (5.44, 7.62), (8.22, 10.53)]
 # The second speaker of room tests: Piper's English voice says it (`morning48`).
 MORNING_TEXT = "Good morning everyone. The meeting starts now."
+# A sentence of about 20 s in clauses, for simultaneous interpretation (`long48`).
+LONG_TEXT = ("Our team has spent the last six months building a system that listens to people "
+             "speaking in one language, writes down what they say, translates it into another "
+             "language, and reads the translation aloud while they are still talking, so that "
+             "everyone in the meeting can follow without waiting for the end of each sentence "
+             "or asking the speaker to slow down.")
 
 
 def normalise(text: str) -> str:
@@ -94,14 +100,25 @@ def jfk48() -> np.ndarray:
     return load_pcm48(JFK)
 
 
+async def piper48(engines: Engines, text: str) -> np.ndarray:
+    """English `text` in Piper's voice, at 48 kHz."""
+    voice = engines.catalog.voice_for("en")
+    assert voice is not None, "no English voice: Piper should be installed"
+    chunks = [c async for c in voice.synthesize(text, "en")]
+    pcm = b"".join(resample_pcm(c.pcm, c.sample_rate, 48000) for c in chunks)
+    return np.frombuffer(pcm, dtype="<i2").copy()
+
+
 @pytest.fixture(scope="session")
 async def morning48(engines: Engines) -> np.ndarray:
     """A second recording, another voice than JFK's, at 48 kHz."""
-    voice = engines.catalog.voice_for("en")
-    assert voice is not None, "no English voice: Piper should be installed"
-    chunks = [c async for c in voice.synthesize(MORNING_TEXT, "en")]
-    pcm = b"".join(resample_pcm(c.pcm, c.sample_rate, 48000) for c in chunks)
-    return np.frombuffer(pcm, dtype="<i2").copy()
+    return await piper48(engines, MORNING_TEXT)
+
+
+@pytest.fixture(scope="session")
+async def long48(engines: Engines) -> np.ndarray:
+    """`LONG_TEXT` in Piper's voice, at 48 kHz."""
+    return await piper48(engines, LONG_TEXT)
 
 
 @pytest.fixture

@@ -103,6 +103,9 @@ class CaptionClient:
     # The return track as received: (arrival time, RMS in [0, 1]) per 20 ms frame.
     return_audio: list[tuple[float, float]] = field(default_factory=list)
     echo: bool = False  # play the return track back into the mic, as a loudspeaker would
+    # Keep the return track's samples too (arrival time, 48 kHz int16 per frame).
+    keep_return_pcm: bool = False
+    return_pcm: list[tuple[float, np.ndarray]] = field(default_factory=list)
     _pinger: asyncio.Future[None] | None = None
 
     async def create(self, **body: Any) -> aiohttp.ClientResponse:
@@ -162,7 +165,10 @@ class CaptionClient:
                 # aiortc decodes to packed s16 stereo: take one channel.
                 samples = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0]
                 level = samples.astype(np.float64) / 32768
-                self.return_audio.append((time.monotonic(), float(np.sqrt(np.mean(level**2)))))
+                now = time.monotonic()
+                self.return_audio.append((now, float(np.sqrt(np.mean(level**2)))))
+                if self.keep_return_pcm:
+                    self.return_pcm.append((now, samples.astype(np.int16)))
                 if self.echo and self.track is not None:
                     self.track.mix_in(level)
 

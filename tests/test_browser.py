@@ -110,22 +110,30 @@ def _tail(log: Path) -> str:
     return log.read_text()[-2000:]
 
 
-@pytest.fixture(scope="module")
-async def browser(chromium_in_netns: Path, fake_mic: Path, served: Path
-                  ) -> AsyncIterator[Browser]:
-    wrapper = chromium_in_netns
+@contextlib.asynccontextmanager
+async def _chromium(wrapper: Path, mic: Path) -> AsyncIterator[Browser]:
+    """Headless Chromium in the namespace, its fake microphone playing `mic` in a loop."""
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(wrapper), args=[
             "--headless=new", "--no-sandbox", "--disable-gpu",
             "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={fake_mic}",
+            f"--use-file-for-fake-audio-capture={mic}",
             "--autoplay-policy=no-user-gesture-required",
             "--allow-loopback-in-peer-connection",
             "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run",
         ])
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture(scope="module")
+async def browser(chromium_in_netns: Path, fake_mic: Path, served: Path
+                  ) -> AsyncIterator[Browser]:
+    async with _chromium(chromium_in_netns, fake_mic) as browser:
         yield browser
-        await browser.close()
 
 
 async def _open_when_ready(browser: Browser, served: Path, room: str = "demo") -> Page:
@@ -247,6 +255,55 @@ async def test_demo_page_interprets_into_portuguese(browser: Browser, served: Pa
     assert {"listening…", "translating…"} <= set(seen["states"]), seen
     assert "speaking…" not in seen["states"] and "speaking…" in seen["playout"], seen
     await page.close()
+
+
+# Records each `speech` message and what the page's "now speaking" line showed.
+RECORD_SPEECH = """() => {
+  window.speech = [];
+  window.interpreterSession.on('speech', (m) => window.speech.push(m));
+  window.nowSpeaking = new Set();
+  const line = document.getElementById('now-speaking');
+  new MutationObserver(() => window.nowSpeaking.add(line.textContent))
+    .observe(line, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+async def test_demo_page_plays_a_long_sentence_in_chunks_in_order(
+        chromium_in_netns: Path, served: Path, long48: np.ndarray, tmp_path: Path) -> None:
+    mic = tmp_path / "long48.wav"
+    silence = np.zeros(48000 // 2, dtype=np.int16)
+    soundfile.write(mic, np.concatenate([silence, long48, *[silence] * 16]), 48000,
+                    subtype="PCM_16")
+    async with _chromium(chromium_in_netns, mic) as chromium:
+        page = await _open_when_ready(chromium, served, room="chunks")
+        await page.wait_for_function(
+            "document.querySelectorAll('#target-lang option').length > 1")
+        await page.select_option("#target-lang", "pt")
+        assert await page.input_value("#interpretation") == "simultaneous"  # the default
+        await page.evaluate(RECORD_LEVELS)
+        await page.click("#start")
+        await page.wait_for_function("window.interpreterSession", timeout=15000)
+        await page.evaluate(RECORD_SPEECH)
+        # Until a sentence has been spoken in two chunks or more and has played out.
+        await page.wait_for_function(
+            "window.speech.some((m) => m.chunk >= 2 && m.complete)"
+            " && document.getElementById('playout').hidden", timeout=90000, polling=200)
+        speech = await page.evaluate("window.speech")
+        shown = await page.evaluate("[...window.nowSpeaking]")
+        levels = [(at, rms) for at, rms in await page.evaluate("window.levels")]
+        await page.close()
+    first: dict[str, list[int]] = {}
+    for message in speech:  # each chunk's first announcement, in arrival order
+        chunks = first.setdefault(message["utterance_id"], [])
+        if message["chunk"] not in chunks:
+            chunks.append(message["chunk"])
+    assert all(chunks == list(range(1, len(chunks) + 1)) for chunks in first.values()), first
+    complete = [m for m in speech if m["complete"]]
+    for earlier, later in itertools.pairwise(complete):  # one after another, never mixed
+        assert earlier["start_ms"] + earlier["duration_ms"] <= later["start_ms"] + 40
+    assert any(f"♪ {m['text']}" in shown for m in complete), (shown, complete)
+    loud_ms = sum(later[0] - at for (at, rms), later in itertools.pairwise(levels) if rms > 0.01)
+    assert loud_ms >= 0.5 * sum(m["duration_ms"] for m in complete), "chunks were not heard"
 
 
 async def test_a_closed_tab_is_noticed_within_5_s(browser: Browser, served: Path) -> None:

@@ -32,12 +32,16 @@ def _syllables(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, mic_mix: float, *, text: str, seed: int = 3,
-         clip_text: str = "And so my fellow Americans.") -> bool:
-    """Play a clip; the mic hears it 200 ms later, mixed with independent speech."""
+         clip_text: str = "And so my fellow Americans.", before: tuple[str, ...] = ()) -> bool:
+    """Play a clip (after clips saying `before`, 2.5 s apart); the mic hears it 200 ms
+    later, mixed with independent speech."""
     clock = Clock()
     monkeypatch.setattr("media_server.echo_guard.time.monotonic", clock)
     rng = np.random.default_rng(seed)
     guard = EchoGuard(lambda: True)
+    for earlier in before:  # (what the mic heard then is not judged here)
+        guard.clip_started(2.0, earlier)
+        clock.now += 2.5
     played = _syllables(150, rng)
     other = _syllables(150, rng)
     guard.clip_started(3.0, clip_text)
@@ -55,10 +59,10 @@ CLIP = "And so my fellow Americans."
 
 
 def _rate(monkeypatch: pytest.MonkeyPatch, mic_mix: float, *, text: str,
-          clip_text: str = CLIP) -> float:
+          clip_text: str = CLIP, before: tuple[str, ...] = ()) -> float:
     """The share of envelopes judged echo."""
-    return sum(_run(monkeypatch, mic_mix, text=text, seed=seed,
-                    clip_text=clip_text) for seed in SEEDS) / len(SEEDS)
+    return sum(_run(monkeypatch, mic_mix, text=text, seed=seed, clip_text=clip_text,
+                    before=before) for seed in SEEDS) / len(SEEDS)
 
 
 def test_pure_echo_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,3 +87,18 @@ def test_muddled_echo_is_caught_by_its_words(monkeypatch: pytest.MonkeyPatch) ->
                  clip_text="What your country can do for you.") <= 0.1
     # A short reply said again is not taken for echo by its words.
     assert _rate(monkeypatch, mic_mix=0.5, text="Yes.", clip_text="Yes.") <= 0.1
+
+
+def test_muddled_echo_of_a_sentence_spoken_in_chunks_is_caught_by_its_words(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Simultaneous interpretation: the sentence was spoken in three clips; only the last
+    # plays while the mic hears it, and Whisper makes the whole sentence of it.
+    chunks = ("Our team has spent the last six months", "building a system that listens")
+    sentence = "Our team has spent the last six months building a system that listens to people."
+    assert _rate(monkeypatch, mic_mix=0.5, text=sentence, clip_text="to people.",
+                 before=chunks) >= 0.9
+    assert _rate(monkeypatch, mic_mix=0.5, text="building a system that listens to people",
+                 clip_text="to people.", before=chunks) >= 0.9
+    # Other words over the same clips are speech.
+    assert _rate(monkeypatch, mic_mix=0.5, text="We will meet again on Monday at ten.",
+                 clip_text="to people.", before=chunks) <= 0.1

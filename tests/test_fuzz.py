@@ -366,8 +366,11 @@ async def _fuzz_channel(client: CaptionClient) -> None:
     messages = (st.text(max_size=300) | st.binary(max_size=300)
                 | json_values.map(json.dumps) | nested.map(lambda s: s[:6000])
                 | st.fixed_dictionaries({"type": st.sampled_from(
-                    ["set_language", "set_tts", "set_monitor", "ping", "x", ""])},
-                    optional={"target": json_values, "enabled": json_values}).map(json.dumps)
+                    ["set_language", "set_tts", "set_monitor", "set_interpretation", "ping",
+                     "x", ""])},
+                    optional={"target": json_values, "enabled": json_values,
+                              "mode": json_values | st.sampled_from(
+                                  ["simultaneous", "consecutive"])}).map(json.dumps)
                 | st.just("x" * 5000)).filter(lambda m: not _is_bye(m))
 
     async def send(message: str | bytes) -> None:
@@ -381,7 +384,7 @@ async def _fuzz_channel(client: CaptionClient) -> None:
                           > pongs, 10)
     errors = {e["code"] for e in client.of_type("error")}
     assert errors <= {"bad_message", "unknown_type", "message_too_large",
-                      "unsupported_language"}, errors
+                      "unsupported_language", "bad_interpretation"}, errors
 
 
 async def test_a_real_session_still_works_after_the_fuzzing(

@@ -16,7 +16,7 @@ from tests.rtc_client import RATE, CaptionClient
 
 async def test_personal_interpreter_in_portuguese(client: CaptionClient,
                                                   jfk48: np.ndarray) -> None:
-    await client.start(jfk48, target_lang="pt")
+    await client.start(jfk48, target_lang="pt", interpretation="consecutive")
     await client.wait_for(lambda m: m["type"] == "caption" and m["status"] == "final"
                           and m["end_ms"] > 9000, within=JFK_SECONDS + 10)
     await asyncio.sleep(4)  # the last clip plays out
@@ -38,7 +38,7 @@ async def test_personal_interpreter_in_portuguese(client: CaptionClient,
                if then == "translating")
     legacy = [m["state"] for m in client.of_type("state")]
     assert {"listening", "translating", "speaking", "idle"} <= set(legacy)
-    # One clip per final, each audible on the return track, silence between clips.
+    # Consecutive: one clip per final, each audible on the return track, silence between clips.
     arrivals = {r.message["utterance_id"]: r.at for r in client.received
                 if r.message["type"] == "speech"}
     speech = [s for s in client.of_type("speech") if s["complete"]]
@@ -105,7 +105,7 @@ async def test_our_spoken_translation_is_not_interpreted_again(
     client.echo = True
     phrase = jfk48[: int(2.4 * RATE)]
     await client.start(np.concatenate([phrase, np.zeros(9 * RATE, dtype=np.int16)]),
-                       target_lang="pt")
+                       target_lang="pt", interpretation="consecutive")
     await asyncio.sleep(11)
     assert max(rms for _, rms in client.return_audio) > 0.05  # the clip did play
     got = [(round(r.at - client.received[0].at, 2), r.message.get("type"),

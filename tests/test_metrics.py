@@ -62,7 +62,7 @@ async def test_metrics_move_with_a_session(server: Server, http: aiohttp.ClientS
                     "live_interpreter_decode_queue_utterances",
                     "live_interpreter_speech_queue_clips",
                     "live_interpreter_interims_dropped_total",
-                    "live_interpreter_stale_clips_dropped_total",
+                    "live_interpreter_playout_cut_seconds_total",
                     "live_interpreter_playout_slips_total",
                     "live_interpreter_process_resident_memory_bytes",
                     "live_interpreter_process_open_fds",

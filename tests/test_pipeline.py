@@ -15,6 +15,7 @@ from media_server.engines.loader import Engines
 from media_server.interpretation import Interpreter
 from media_server.pipeline import SpeakerPipeline
 from media_server.protocol import ErrorMessage
+from media_server.speech_output import BOTH_MODES
 from media_server.tasks import cancel_and_wait
 from tests.collecting import Collector
 from tests.conftest import JFK_TEXT, wer
@@ -63,9 +64,11 @@ async def test_the_interpreter_numbers_every_caption_it_sends_and_closes_what_is
     1, 2, 3... in the order they leave, whoever reads them; a final goes out
     translated and is kept and spoken once per language; a speaker who leaves
     mid-sentence has the open caption closed with an empty final."""
-    collector = Collector(readers={"en", "pt"})
+    collector = Collector(readers={"en", "pt"}, hearing={"consecutive": {"pt"}})
+    spoken = collector.spoken_translation(engines.catalog.translator_for)
     interpreter = Interpreter(collector, collector.outlets(),
-                              translator_for=engines.catalog.translator_for, interval_ms=0)
+                              translator_for=engines.catalog.translator_for, spoken=spoken,
+                              interval_ms=0)
     pipeline = _pipeline(engines, collector, sink=interpreter)
     following = asyncio.create_task(pipeline.run())
     cut = len(jfk48) - 48000 * 2  # the last words are cut off: the utterance stays open
@@ -80,6 +83,7 @@ async def test_the_interpreter_numbers_every_caption_it_sends_and_closes_what_is
     await cancel_and_wait(following)
     await pipeline.aclose()
     await interpreter.aclose()
+    await spoken.aclose()
 
     seen: dict[str, set[int]] = {}
     for lang in ("en", "pt"):
@@ -94,7 +98,9 @@ async def test_the_interpreter_numbers_every_caption_it_sends_and_closes_what_is
     assert finals and all(c.translation is not None and c.translation.lang == "pt"
                           for c in finals)
     assert [k[0].utterance_id for k in collector.kept] == [c.utterance_id for c in finals]
-    assert collector.spoken == finals
+    # Heard consecutively: each final's translation spoken whole, once.
+    assert [(p.utterance_id, p.text, p.modes) for p in collector.spoken] == [
+        (c.utterance_id, c.translation.text, BOTH_MODES) for c in finals if c.translation]
     closing = collector.broadcast["en"][-1]
     assert (closing.status, closing.text) == ("final", "")
     assert closing.utterance_id not in {c.utterance_id for c in finals}

@@ -21,17 +21,21 @@ class Recorder:
     def __init__(self) -> None:
         self.started: list[tuple[str, float, int]] = []
         self.completed: list[tuple[str, float, int]] = []
-        self.dropped: list[str] = []
+        self.cut: list[tuple[str, int]] = []  # (utterance, cut_ms) as each clip started
+        self.cut_short: list[tuple[str, int]] = []  # as each clip cut ended
         self.idles = 0
 
-    def clip_started(self, clip: Clip, starts_at: float, duration_ms: int) -> None:
+    def clip_started(self, clip: Clip, starts_at: float, *, duration_ms: int,
+                     cut_ms: int = 0) -> None:
         self.started.append((clip.utterance_id, starts_at, duration_ms))
+        self.cut.append((clip.utterance_id, cut_ms))
 
-    def clip_completed(self, clip: Clip, starts_at: float, duration_ms: int) -> None:
+    def clip_completed(self, clip: Clip, starts_at: float, *, duration_ms: int,
+                       cut_ms: int = 0) -> None:
         self.completed.append((clip.utterance_id, starts_at, duration_ms))
 
-    def clip_dropped(self, clip: Clip) -> None:
-        self.dropped.append(clip.utterance_id)
+    def clip_cut(self, clip: Clip, cut_ms: int) -> None:
+        self.cut_short.append((clip.utterance_id, cut_ms))
 
     def idle(self) -> None:
         self.idles += 1
@@ -54,9 +58,6 @@ async def test_clips_play_in_order_with_gaps_and_never_overlap() -> None:
     track = PlayoutTrack(told, gap_ms=300)
     track.enqueue(Clip(_tone(0.5), "u-1", "pt"))
     track.enqueue(Clip(_tone(0.3), "u-2", "pt"))
-    stale = Clip(_tone(0.2), "u-3", "pt")
-    stale.ends_at -= 60  # said a minute ago: too late to play
-    track.enqueue(stale)
     slipped = _slipped_s()
     t0 = time.monotonic()
     levels, pts = [], []
@@ -73,7 +74,7 @@ async def test_clips_play_in_order_with_gaps_and_never_overlap() -> None:
     assert loud[:25] == [True] * 25 and loud[25:40] == [False] * 15
     assert loud[40:55] == [True] * 15 and not any(loud[55:])
     assert [(u, ms) for u, _, ms in told.started] == [("u-1", 500), ("u-2", 300)]
-    assert told.dropped == ["u-3"] and told.completed == []
+    assert told.cut_short == [] and told.completed == []
     first_at = told.started[0][1]
     assert [round((at - first_at) * 1000) for _, at, _ in told.started] == [
         0, 800 + round(slipped * 1000)]
@@ -177,6 +178,33 @@ async def test_a_listener_behind_the_speaker_hears_faster_speech_at_the_same_pit
     assert _pitch_hz(np.concatenate(frames[5:35])) == pytest.approx(300, abs=5)
     assert _counter("playout_sped_up_clips") - sped_up == 2
     assert _counter("playout_saved_seconds") - saved == pytest.approx(0.2)  # the first's
+
+
+async def test_a_clip_far_behind_the_speaker_is_cut_short_never_dropped_whole() -> None:
+    told = Recorder()
+    track = PlayoutTrack(told, gap_ms=0, max_delay_s=10.0)
+    clips, seconds = _counter("playout_cut_clips"), _counter("playout_cut_seconds")
+    now = time.monotonic()
+    # Said a minute ago but short: plays whole (at top tempo, 0.4 s), however late.
+    track.enqueue(Clip(_tone(0.5), "ancient", "pt", ends_at=now - 60))
+    # 6 s of speech (4.8 s at top tempo) ended 12 s ago; it starts ~12.4 s behind, 2.4 s
+    # past the bound: that much of its end is left out.
+    track.enqueue(Clip(_tone(6.0), "late", "pt", ends_at=now - 12))
+    frames = [(await track.recv()).to_ndarray().reshape(-1) for _ in range(150)]
+    track.stop()
+    loud = [float(np.abs(f).mean()) > 100 for f in frames]
+    assert [u for u, _, _ in told.started] == ["ancient", "late"]
+    (_, _, ancient_ms), (_, _, late_ms) = told.started
+    assert ancient_ms == 400 and told.cut[0] == ("ancient", 0)
+    assert late_ms == pytest.approx(2400, abs=60)
+    assert told.cut[1][1] == 4800 - late_ms and told.cut_short == [told.cut[1]]
+    late_from = round((told.started[1][1] - told.started[0][1]) / 0.02)  # its first frame
+    played = late_from - (-late_ms // 20)  # and its last, whole or faded
+    assert all(loud[:played - 1]) and not any(loud[played:])
+    # Faded out where it was cut: the last 10 ms of its last frame fall to silence.
+    assert np.abs(frames[played - 1][-48:]).max() < 0.1 * np.abs(frames[played - 2]).max()
+    assert _counter("playout_cut_clips") - clips == 1
+    assert _counter("playout_cut_seconds") - seconds == pytest.approx(told.cut[1][1] / 1000)
 
 
 def _counter(name: str) -> float:

@@ -58,10 +58,15 @@ async def test_a_dropped_session_resumes_as_the_same_participant(
     server, runner = await start_server(settings.replace(redis_url=REDIS_URL), scripted)
     first, second = CaptionClient(server.url, http), CaptionClient(server.url, http)
     try:
-        created = await (await first.create(room="again", target_lang="pt")).json()
+        created = await (await first.create(room="again", target_lang="pt",
+                                            interpretation="consecutive")).json()
         session_id, participant = created["session_id"], created["participant_id"]
         await first.connect(session_id, bursts(jfk48, 8))
         before = await _speak(first, 4)
+        pongs = len(first.of_type("pong"))
+        first.send({"type": "set_interpretation", "mode": "simultaneous"})
+        first.send({"type": "ping"})  # answered after the change (a ping in flight aside)
+        await first.wait_for(lambda m: len(first.of_type("pong")) > pongs + 1)
         await first.close(delete=False)  # the network goes: no goodbye
         await _gone(server, session_id)
         redis = aioredis.Redis.from_url(REDIS_URL)
@@ -74,6 +79,8 @@ async def test_a_dropped_session_resumes_as_the_same_participant(
         assert resumed.status == 201, body
         assert body["resumed"] and body["session_id"] == session_id
         assert body["participant_id"] == participant
+        state = await (await http.get(f"{server.url}/api/sessions/{session_id}")).json()
+        assert state["interpretation"] == "simultaneous"  # as it was changed, not created
         await second.connect(session_id, bursts(jfk48, 8))
         after = await _speak(second, 4)
         assert all(m["speaker_id"] == participant for m in before + after)

@@ -28,8 +28,10 @@ async def _join(server: Server, http: aiohttp.ClientSession, *, name: str, targe
                 audio: np.ndarray | None = None, lead_s: float = 0.3, **body: Any
                 ) -> CaptionClient:
     client = CaptionClient(server.url, http)
+    # Consecutive: a clip per final, which these tests count (simultaneous interpretation
+    # in a room: tests/test_simultaneous_rtc.py).
     await client.start(audio, lead_s, room=ROOM, name=name, target_lang=target,
-                       speak=audio is not None, **body)
+                       speak=audio is not None, interpretation="consecutive", **body)
     return client
 
 

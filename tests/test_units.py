@@ -17,6 +17,7 @@ from media_server.protocol import (
     CaptionMessage,
     Ping,
     ProtocolError,
+    SetInterpretation,
     SetLanguage,
     SetTts,
     Translation,
@@ -76,6 +77,8 @@ def test_client_messages_parse() -> None:
     assert parse_client_message(b'{"type":"set_tts","enabled":false}', 4096) == SetTts(False)
     assert parse_client_message('{"type":"ping"}', 4096) == Ping()
     assert parse_client_message('{"type":"bye"}', 4096) == Bye()
+    assert parse_client_message('{"type":"set_interpretation","mode":"consecutive"}',
+                                4096) == SetInterpretation("consecutive")
 
 
 @pytest.mark.parametrize("raw,code", [
@@ -84,6 +87,8 @@ def test_client_messages_parse() -> None:
     ("[1, 2]", "bad_message"),
     ('{"type":"set_language","target":5}', "bad_message"),
     ('{"type":"set_tts","enabled":"yes"}', "bad_message"),
+    ('{"type":"set_interpretation","mode":"fast"}', "bad_interpretation"),
+    ('{"type":"set_interpretation"}', "bad_message"),
     ('{"type":"launch_missiles"}', "unknown_type"),
     ('{"type":"ping","pad":"' + "x" * 5000 + '"}', "message_too_large"),
     ("[" * 2000 + "]" * 2000, "bad_message"),  # too deep for the parser

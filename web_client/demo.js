@@ -30,6 +30,7 @@ function setState(state) {
 function setPlayout(state) {
   playoutBadge.hidden = state !== "speaking";
   playoutBadge.textContent = state === "speaking" ? "speaking…" : "";
+  if (state !== "speaking") $("now-speaking").hidden = true;
 }
 
 function showError(message) {
@@ -94,6 +95,12 @@ function updateViewerLink() {
 
 function markSpoken(speech) {
   captionRows.get(speech.utterance_id)?.row.classList.add("spoken");
+  // What the voice is saying now (a chunk of the sentence, in simultaneous mode).
+  const line = $("now-speaking");
+  line.hidden = !speech.text;
+  line.textContent = `♪ ${speech.text}`;
+  line.dataset.utterance = speech.utterance_id;
+  line.dataset.chunk = String(speech.chunk);
 }
 
 function levelMeter(stream, bar) {
@@ -152,6 +159,7 @@ async function start() {
       name: nameInput.value.trim() || "You",
       sourceLang: sourceSelect.value,
       targetLang: targetSelect.value,
+      interpretation: $("interpretation").value,
       token: pageToken, // a room token in the page's address (#token=), unless --dev
     });
   } catch (err) {
@@ -209,6 +217,7 @@ targetSelect.addEventListener("change", () => {
   session?.setLanguage(targetSelect.value); // live: the next caption is in it
 });
 $("tts").addEventListener("change", (e) => session?.setTts(e.target.checked));
+$("interpretation").addEventListener("change", (e) => session?.setInterpretation(e.target.value));
 $("volume").addEventListener("input", (e) => session?.setVolume(e.target.value));
 $("mute").addEventListener("change", (e) => session?.setMuted(e.target.checked));
 loadLanguages();

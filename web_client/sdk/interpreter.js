@@ -8,13 +8,15 @@
 //   session.on("speaker_state", (s) => ...); // my speech: "idle" | "listening" | "translating"
 //   session.on("playout_state", (s) => ...); // what I hear: "idle" | "speaking"
 //   session.on("state", (s) => ...);       // deprecated: the last change of either, in one value
-//   session.on("speech", (s) => ...);      // a spoken-translation clip starts playing
+//   session.on("speech", (s) => ...);      // a spoken-translation clip starts playing:
+//                                          //  {utterance_id, chunk, text, source, duration_ms, cut_ms...}
 //   session.on("error", (e) => ...);       // {code, message}
 //   session.on("reconnecting", (reason) => ...); // the connection dropped: resuming the session
 //   session.on("reconnected", () => ...);         // same participant, captions go on
 //   session.on("close", (reason) => ...);
 //   session.attachAudio(element); session.setLanguage("pt"); session.setVolume(0.8);
 //   session.setMuted(true); session.setTts(false); session.setMonitor(true); session.leave();
+//   session.setInterpretation("consecutive"); // or "simultaneous" (hear it as it is said)
 //   session.reconnect(); // a new connection for the same session (after a network change)
 
 const PING_INTERVAL_MS = 1000;
@@ -138,6 +140,12 @@ class Session {
   /** Hear the interpretation of one's own speech (on by default when alone in the room). */
   setMonitor(enabled) {
     this._send({ type: "set_monitor", enabled: Boolean(enabled) });
+  }
+
+  /** Hear spoken translation "simultaneous" (chunk by chunk, while the speaker goes on)
+   *  or "consecutive" (each sentence once it is finished); from the next sentence. */
+  setInterpretation(mode) {
+    this._send({ type: "set_interpretation", mode: String(mode) });
   }
 
   /** Volume of the interpreted audio, 0 to 1. */
@@ -342,6 +350,8 @@ class Session {
  * @param {boolean} [options.speak]      send audio (default true); false: listen only
  * @param {boolean} [options.relayOnly]  force TURN relay
  * @param {boolean} [options.monitor]    hear one's own speech interpreted (default: when alone)
+ * @param {string} [options.interpretation] "simultaneous" or "consecutive" (default: the
+ *                                       server's, LIVE_INTERPRETER_INTERPRETATION)
  * @param {HTMLAudioElement} [options.audioElement] where to play the interpreted audio
  */
 export async function connect(options = {}) {
@@ -355,6 +365,7 @@ export async function connect(options = {}) {
     target_lang: options.targetLang || sourceLang,
     speak,
     ...(options.monitor === undefined ? {} : { monitor: Boolean(options.monitor) }),
+    ...(options.interpretation ? { interpretation: String(options.interpretation) } : {}),
   }, { token: options.token });
   const session = new Session(server, info, options.token);
   if (options.audioElement) session.audio = options.audioElement;
