@@ -154,7 +154,7 @@ class SpokenTranslation:
                  wall_time: Callable[[int], float]) -> None:
         self._speaker_id = speaker_id
         self._translator_for = translator_for
-        self._heard_in = heard_in  # (mode, speaker id, utterance id) -> languages heard so
+        self._heard_in = heard_in  # (mode, speaker, utterance) -> languages heard in that mode
         self._speak = speak
         self._wall_time = wall_time
         self._utterance = ""  # the utterance being chunked
@@ -185,11 +185,15 @@ class SpokenTranslation:
             await self._wake.wait()
             self._wake.clear()
             while self._finals or self._latest is not None:
-                if self._finals:
-                    self._close(self._finals.popleft())
-                elif self._latest is not None:
-                    interim, self._latest = self._latest, None
-                    await self._chunk(interim)
+                try:
+                    if self._finals:
+                        self._close(self._finals.popleft())
+                    elif self._latest is not None:
+                        interim, self._latest = self._latest, None
+                        await self._chunk(interim)
+                except Exception:  # one part lost, not the speaker's spoken translation
+                    log.exception("spoken translation failed",
+                                  extra={"speaker_id": self._speaker_id})
 
     async def _chunk(self, interim: CaptionMessage) -> None:
         if interim.utterance_id != self._utterance:

