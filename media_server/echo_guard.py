@@ -41,7 +41,6 @@ SAME_TEXT = 0.8
 MAX_RUN = 8  # clips of one sentence, in simultaneous interpretation
 MIN_PLAYING = 0.3  # share of the stretch during which something was playing
 MIN_FRAMES = 25  # 500 ms: shorter envelopes can correlate by chance
-SHORT_PLAYING = 0.9  # a shorter stretch is echo if our playout sounded through this much
 HISTORY_FRAMES = 3000  # 60 s
 SMOOTH_FRAMES = 5
 _FLOOR = 1e-4
@@ -80,8 +79,8 @@ class EchoGuard:
         if not self._enabled() or len(self._played) < MIN_FRAMES:
             return False
         mic = [(t, rms) for ms, t, rms in self._heard if start_ms <= ms < end_ms]
-        if len(mic) < MIN_FRAMES:  # too short to judge by its envelope
-            return bool(mic) and self._playing_throughout(np.array([t for t, _ in mic]))
+        if len(mic) < MIN_FRAMES:
+            return False
         mic_t = np.array([t for t, _ in mic])
         mic_level = _smooth(np.log(np.array([rms for _, rms in mic]) + _FLOOR))
         played_t = np.array([t for t, _ in self._played])
@@ -102,20 +101,6 @@ class EchoGuard:
         self.last_correlation = best
         return best >= CORRELATION or (
             best >= CORRELATION_WITH_TEXT and self._repeats_a_clip(text, mic_t[0], mic_t[-1]))
-
-    def _playing_throughout(self, mic_t: np.ndarray) -> bool:
-        """Our playout was audible during (nearly) all of a short stretch, at some echo
-        delay. Simultaneous interpretation's short clips come back as short stretches,
-        which Whisper makes a word of; a person's own short word said while their
-        translation plays loudly is lost with them (the price of no feedback loop)."""
-        played_t = np.array([t for t, _ in self._played])
-        audible = np.array([rms > 0.005 for _, rms in self._played])
-        for delay in np.arange(0.0, MAX_DELAY_S, FRAME_MS / 1000):
-            index = np.searchsorted(played_t, mic_t - delay) - 1
-            if np.mean(np.where(index >= 0, audible[np.clip(index, 0, None)], False)) \
-                    >= SHORT_PLAYING:
-                return True
-        return False
 
     def _repeats_a_clip(self, text: str, start: float, end: float) -> bool:
         """Whisper often turns our translated clip back into the sentence it came from.

@@ -102,24 +102,3 @@ def test_muddled_echo_of_a_sentence_spoken_in_chunks_is_caught_by_its_words(
     # Other words over the same clips are speech.
     assert _rate(monkeypatch, mic_mix=0.5, text="We will meet again on Monday at ten.",
                  clip_text="to people.", before=chunks) <= 0.1
-
-
-def _short(monkeypatch: pytest.MonkeyPatch, *, playing: bool, seed: int = 5) -> bool:
-    """A 300 ms stretch of mic sound (too short for its envelope to be judged) heard
-    200 ms after our playout sounded, or while it was silent."""
-    clock = Clock()
-    monkeypatch.setattr("media_server.echo_guard.time.monotonic", clock)
-    rng = np.random.default_rng(seed)
-    guard = EchoGuard(lambda: True)
-    guard.clip_started(2.0, "Sim.")
-    for i in range(60):
-        guard.played(_frame(0.2 if playing and 20 <= i < 50 else 0.0, rng))
-        guard.heard(i * 20, _frame(0.2 if 30 <= i < 45 else 0.001, rng))
-        clock.now += 0.02
-    return guard.is_echo(600, 900, "Yes.")
-
-
-def test_a_stretch_too_short_to_judge_is_echo_only_while_our_playout_sounds(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _short(monkeypatch, playing=True)
-    assert not _short(monkeypatch, playing=False)

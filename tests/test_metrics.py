@@ -82,7 +82,8 @@ async def test_metrics_move_with_a_session(server: Server, http: aiohttp.ClientS
             assert family.endswith("_seconds"), family
     labels = {label for key in during if key[0].startswith("live_interpreter_")
               for label, _ in key[1]}
-    assert labels <= {"kind", "provider", "status", "result", "reason", "pass", "le"}, labels
+    assert labels <= {"kind", "provider", "status", "result", "reason", "pass", "part",
+                      "le"}, labels
 
 
 async def test_metrics_can_have_a_listener_of_their_own(
