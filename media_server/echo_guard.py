@@ -15,13 +15,14 @@ while the translation plays, which in live interpretation is most of the time.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import deque
 from collections.abc import Callable
 from difflib import SequenceMatcher
 
 import numpy as np
+
+from media_server.words import words
 
 FRAME_MS = 20
 MAX_DELAY_S = 1.5  # loudspeaker + mic + network round trip + jitter buffers
@@ -41,6 +42,12 @@ SAME_TEXT = 0.8
 MAX_RUN = 8  # clips of one sentence, in simultaneous interpretation
 MIN_PLAYING = 0.3  # share of the stretch during which something was playing
 MIN_FRAMES = 25  # 500 ms: shorter envelopes can correlate by chance
+# A shorter stretch (a word: a short chunk of ours coming back) is judged only where
+# echo was heard before, at its delay (give or take `DELAY_SLACK_S`), together with the
+# mic audio before it, this much in all (80 % of it heard). Rhythmic speech over
+# rhythmic playout can follow it at some delay; at the echo path's own, it does not.
+SHORT_CONTEXT_MS = 2500
+DELAY_SLACK_S = 0.1
 HISTORY_FRAMES = 3000  # 60 s
 SMOOTH_FRAMES = 5
 _FLOOR = 1e-4
@@ -55,6 +62,7 @@ class EchoGuard:
         self._clips: deque[tuple[float, float, str]] = deque(maxlen=32)
         self.last_correlation: float | None = None  # of the last stretch judged
         self.last_delay_s: float | None = None  # the echo delay that fitted best
+        self._echo_delay_s: float | None = None  # of the last stretch surely echo
 
     def played(self, pcm: bytes) -> None:
         """A frame of playout goes out now."""
@@ -78,15 +86,36 @@ class EchoGuard:
         self.last_correlation = self.last_delay_s = None
         if not self._enabled() or len(self._played) < MIN_FRAMES:
             return False
+        short = end_ms - start_ms < MIN_FRAMES * FRAME_MS
+        if short:
+            if self._echo_delay_s is None:
+                return False
+            start_ms = end_ms - SHORT_CONTEXT_MS
+            delays = np.arange(max(0.0, self._echo_delay_s - DELAY_SLACK_S),
+                               self._echo_delay_s + DELAY_SLACK_S + 1e-6, FRAME_MS / 1000)
+        else:
+            delays = np.arange(0.0, MAX_DELAY_S, FRAME_MS / 1000)
         mic = [(t, rms) for ms, t, rms in self._heard if start_ms <= ms < end_ms]
-        if len(mic) < MIN_FRAMES:
+        if len(mic) < (SHORT_CONTEXT_MS * 4 // 5 // FRAME_MS if short else MIN_FRAMES):
             return False
         mic_t = np.array([t for t, _ in mic])
-        mic_level = _smooth(np.log(np.array([rms for _, rms in mic]) + _FLOOR))
+        best = self._best_fit(mic_t, np.array([rms for _, rms in mic]), delays)
+        if short:
+            return best >= CORRELATION
+        if best >= CORRELATION:
+            self._echo_delay_s = self.last_delay_s  # the echo path, heard for sure
+            return True
+        return (best >= CORRELATION_WITH_TEXT
+                and self._repeats_a_clip(text, mic_t[0], mic_t[-1]))
+
+    def _best_fit(self, mic_t: np.ndarray, mic_rms: np.ndarray, delays: np.ndarray) -> float:
+        """The mic envelope's best correlation with the playout's shifted by one of
+        `delays` (kept in `last_correlation`, the delay in `last_delay_s`)."""
+        mic_level = _smooth(np.log(mic_rms + _FLOOR))
         played_t = np.array([t for t, _ in self._played])
         played_rms = np.array([rms for _, rms in self._played])
         best = -1.0
-        for delay in np.arange(0.0, MAX_DELAY_S, FRAME_MS / 1000):
+        for delay in delays:
             index = np.searchsorted(played_t, mic_t - delay) - 1
             valid = index >= 0
             expected = np.where(valid, played_rms[np.clip(index, 0, None)], 0.0)
@@ -99,8 +128,7 @@ class EchoGuard:
             if correlation > best:
                 best, self.last_delay_s = correlation, float(delay)
         self.last_correlation = best
-        return best >= CORRELATION or (
-            best >= CORRELATION_WITH_TEXT and self._repeats_a_clip(text, mic_t[0], mic_t[-1]))
+        return best
 
     def _repeats_a_clip(self, text: str, start: float, end: float) -> bool:
         """Whisper often turns our translated clip back into the sentence it came from.
@@ -108,7 +136,7 @@ class EchoGuard:
         and what comes back of its last ones may be heard as all of it: the sentence
         heard is compared with every run of consecutive clips (up to `MAX_RUN`) that
         has one playing then, as well as with each alone."""
-        heard = _words(text)
+        heard = words(text)
         if len(heard) < MIN_TEXT_WORDS:
             return False
         clips = list(self._clips)
@@ -117,15 +145,11 @@ class EchoGuard:
         for first in range(len(clips)):
             run: list[str] = []
             for last in range(first, min(first + MAX_RUN, len(clips))):
-                run += _words(clips[last][2])
+                run += words(clips[last][2])
                 if (any(playing[first:last + 1])
                         and SequenceMatcher(None, heard, run).ratio() >= SAME_TEXT):
                     return True
         return False
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
 
 
 def _smooth(levels: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from history.records import SessionDescription
@@ -100,11 +100,14 @@ class Participant:
         self.send(PlayoutStateMessage("idle"))
         self.send(StateMessage("idle"))
 
-    def hears(self, lang: str, speaker_id: str) -> bool:
-        """Would a clip in `lang` of this speaker's words reach this participant?
-        Nobody hears their own words back unless they asked to (`monitor`)."""
+    def hears(self, lang: str, speaker_id: str, *, utterance_id: str,
+              modes: Collection[Interpretation]) -> bool:
+        """Would a clip in `lang` of this speaker's utterance, made for listeners in
+        `modes`, reach this participant? Nobody hears their own words back unless they
+        asked to (`monitor`)."""
         return (self.tts_enabled and self.target_lang == lang
-                and (speaker_id != self.id or self.monitor))
+                and (speaker_id != self.id or self.monitor)
+                and self.mode_for(utterance_id) in modes)
 
     def mode_for(self, utterance_id: str) -> Interpretation:
         """How this participant hears an utterance: the mode they had when its speech

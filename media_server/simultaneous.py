@@ -31,6 +31,7 @@ from media_server.metrics import SPEECH_CHUNKS
 from media_server.protocol import CaptionMessage, Interpretation
 from media_server.speech_output import BOTH_MODES, SpokenPart
 from media_server.tasks import cancel_and_wait
+from media_server.words import word_key
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,6 @@ _SIMULTANEOUS: frozenset[Interpretation] = frozenset({"simultaneous"})
 _CONSECUTIVE: frozenset[Interpretation] = frozenset({"consecutive"})
 
 
-def _norm(word: str) -> str:
-    return re.sub(r"[^\w]+", "", word.lower())
-
-
 def next_cut(stable: list[str], cut: int, lang: str = "") -> int | None:
     """Where the next chunk of the stable words ends (a word count), given that the
     first `cut` words were cut already; None: wait for more words."""
@@ -87,7 +84,7 @@ def next_cut(stable: list[str], cut: int, lang: str = "") -> int | None:
         return None
     weak = _FUNCTION_WORDS.get(lang.split("-")[0], frozenset())
     for end in range(len(stable), cut + MIN_CHUNK_WORDS - 1, -1):
-        if _norm(stable[end - 1]) not in weak:
+        if word_key(stable[end - 1]) not in weak:
             return end
     # Only function words to end on ("our team has"): wait for the word they lead to.
     return len(stable) if len(stable) - cut >= 2 * MAX_CHUNK_WORDS else None
@@ -115,7 +112,7 @@ def unspoken(translation: str, spoken: list[str]) -> list[str]:
     words = translation.split()
     if not spoken:
         return words
-    matcher = SequenceMatcher(None, [_norm(w) for w in spoken], [_norm(w) for w in words],
+    matcher = SequenceMatcher(None, [word_key(w) for w in spoken], [word_key(w) for w in words],
                               autojunk=False)
     blocks = [block for block in matcher.get_matching_blocks() if block.size]
     if not blocks:

@@ -83,7 +83,7 @@ class SpeechOutput:
     def heard_in(self, mode: Interpretation, speaker_id: str, utterance_id: str) -> set[str]:
         """The languages in which someone hears this speaker's utterance in `mode`."""
         return {p.target_lang for p in self._participants()
-                if p.hears(p.target_lang, speaker_id) and p.mode_for(utterance_id) == mode}
+                if p.hears(p.target_lang, speaker_id, utterance_id=utterance_id, modes=(mode,))}
 
     def speak(self, part: SpokenPart) -> None:
         if not self._listeners(part):
@@ -106,8 +106,8 @@ class SpeechOutput:
         await cancel_and_wait(*self._workers)
 
     def _listeners(self, part: SpokenPart) -> list[Participant]:
-        return [p for p in self._participants() if p.hears(part.lang, part.speaker_id)
-                and p.mode_for(part.utterance_id) in part.modes]
+        return [p for p in self._participants() if p.hears(
+            part.lang, part.speaker_id, utterance_id=part.utterance_id, modes=part.modes)]
 
     async def _work(self, queue: deque[_Request], queued: asyncio.Event) -> None:
         while True:

@@ -32,13 +32,23 @@ def _syllables(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, mic_mix: float, *, text: str, seed: int = 3,
-         clip_text: str = "And so my fellow Americans.", before: tuple[str, ...] = ()) -> bool:
+         clip_text: str = "And so my fellow Americans.", before: tuple[str, ...] = (),
+         judged: tuple[int, int] = (200, 3000), learned: bool = False) -> bool:
     """Play a clip (after clips saying `before`, 2.5 s apart); the mic hears it 200 ms
-    later, mixed with independent speech."""
+    later, mixed with independent speech; the guard judges the stretch `judged` (ms)."""
     clock = Clock()
     monkeypatch.setattr("media_server.echo_guard.time.monotonic", clock)
     rng = np.random.default_rng(seed)
     guard = EchoGuard(lambda: True)
+    if learned:  # an earlier clip came back alone: the guard knows the echo path
+        earlier_clip = _syllables(100, rng)
+        guard.clip_started(2.0, "Earlier.")
+        for i in range(110):
+            guard.played(_frame(earlier_clip[i] if i < 100 else 0.0, rng))
+            guard.heard(i * 20 - 5000, _frame(earlier_clip[i - 10] if i >= 10 else 0.001, rng))
+            clock.now += 0.02
+        assert guard.is_echo(-4800, -2800) and guard.last_delay_s == pytest.approx(0.2, abs=0.03)
+        clock.now += 0.5
     for earlier in before:  # (what the mic heard then is not judged here)
         guard.clip_started(2.0, earlier)
         clock.now += 2.5
@@ -51,7 +61,7 @@ def _run(monkeypatch: pytest.MonkeyPatch, mic_mix: float, *, text: str, seed: in
         level = (1 - mic_mix) * echo + mic_mix * other[i % 150]
         guard.heard(i * 20, _frame(level, rng))
         clock.now += 0.02
-    return guard.is_echo(200, 3000, text)
+    return guard.is_echo(*judged, text)
 
 
 SEEDS = range(200)  # envelopes: each seed its own syllables, echo and other speech
@@ -59,10 +69,12 @@ CLIP = "And so my fellow Americans."
 
 
 def _rate(monkeypatch: pytest.MonkeyPatch, mic_mix: float, *, text: str,
-          clip_text: str = CLIP, before: tuple[str, ...] = ()) -> float:
+          clip_text: str = CLIP, before: tuple[str, ...] = (),
+          judged: tuple[int, int] = (200, 3000), learned: bool = False) -> float:
     """The share of envelopes judged echo."""
     return sum(_run(monkeypatch, mic_mix, text=text, seed=seed, clip_text=clip_text,
-                    before=before) for seed in SEEDS) / len(SEEDS)
+                    before=before, judged=judged, learned=learned)
+               for seed in SEEDS) / len(SEEDS)
 
 
 def test_pure_echo_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,3 +114,21 @@ def test_muddled_echo_of_a_sentence_spoken_in_chunks_is_caught_by_its_words(
     # Other words over the same clips are speech.
     assert _rate(monkeypatch, mic_mix=0.5, text="We will meet again on Monday at ten.",
                  clip_text="to people.", before=chunks) <= 0.1
+
+
+def test_a_short_stretch_is_judged_at_the_echo_paths_delay(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A word of a short chunk coming back (300 ms: too short an envelope alone) is judged
+    # with the mic audio before it, at the delay echo was heard with before...
+    echo = {start: _rate(monkeypatch, mic_mix=0.0, text="Country.",
+                         judged=(start, start + 300), learned=True) for start in (1900, 2600)}
+    assert all(rate == 1.0 for rate in echo.values()), echo
+    # ...so a short word of a person talking over the playout is let through...
+    spoken = {start: _rate(monkeypatch, mic_mix=1.0, text="Yes.",
+                           judged=(start, start + 300), learned=True) for start in (1900, 2600)}
+    assert all(rate <= 0.01 for rate in spoken.values()), spoken
+    # ...as is any short word where no echo was heard yet (rhythmic speech over rhythmic
+    # playout can follow it at some delay), or with too little heard before it.
+    assert _rate(monkeypatch, mic_mix=0.0, text="Country.", judged=(1900, 2200)) == 0.0
+    assert _rate(monkeypatch, mic_mix=0.0, text="Country.", judged=(400, 700),
+                 learned=True) == 0.0

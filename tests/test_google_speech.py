@@ -152,10 +152,12 @@ async def test_streaming_captions_of_real_speech(
 
 
 async def test_restarts_at_a_quiet_point_or_before_the_limit(
-        google_clients: GoogleClients, fake_google: FakeGoogle, jfk16: bytes) -> None:
+        google_clients: GoogleClients, fake_google: FakeGoogle, jfk16: bytes,
+        caplog: pytest.LogCaptureFixture) -> None:
     """A 2 s pause after "fellow Americans" is the quiet point for the first restart;
-    JFK's later pauses are too short, so the next ones come at our hard bound, mid-speech,
-    before Google's limit."""
+    JFK's later pauses are too short, so the next ones come mid-speech, in a dip between
+    words shortly before our hard bound (never through a word: every phrase is heard once),
+    and before Google's limit."""
     pause_ms = round((LEAD_S + 2.9) * 1000)
     pause_at = pause_ms * 32  # bytes
     paused = jfk16[:pause_at] + bytes(64000) + jfk16[pause_at:]
@@ -165,6 +167,9 @@ async def test_restarts_at_a_quiet_point_or_before_the_limit(
     check_captions(events, extra_ms=2000, pause_ms=(pause_ms, 2000))
     streams = fake_google.speech.streams
     assert restarts >= 2 and all(s.outcome == "completed" for s in streams), streams
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("in a pause between words" in m for m in logged)
+    assert not any("at its bound, mid-speech" in m for m in logged)
     first_final = next(e for e in events if e.kind is SpeechEventKind.FINAL)
     assert streams[0].finals == [first_final.text]  # it ended at the pause
     check_pacing(streams)

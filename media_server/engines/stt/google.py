@@ -10,7 +10,9 @@ Audio goes out in 100 ms LINEAR16 chunks (3,200 bytes; Google caps a request at
 25 KB), never more than `BURST_MS` ahead of real time since the stream opened.
 
 A stream lives at most ~5 minutes. It is restarted at a quiet point (no utterance
-open) after `restart_s`, or anyhow at `max_stream_s`; the next stream first hears
+open) after `restart_s`; mid-speech, in the last `DIP_SEARCH_S` before `max_stream_s`,
+at the first dip between words (a cut through a word loses it on both sides), or
+anyhow at `max_stream_s`. The next stream first hears
 again what no final covers yet, and its offsets are moved by where it starts, so
 no final is lost or repeated. `UNAVAILABLE`, `ABORTED`, `INTERNAL` or a deadline
 restart it with backoff; past `retries` in a row, or on any other error, the stream
@@ -30,6 +32,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -64,6 +67,9 @@ PAD_MS = 300
 STABLE = 0.8  # an interim result this stable is taken as settled
 STALL_CHECK_S = 0.25
 LOUD_RMS = 0.01 * 32768  # -40 dBFS: louder than room tone, quieter than speech
+DIP_SEARCH_S = 1.5  # before the hard bound, a restart mid-speech waits for a dip
+DIP_RATIO = 0.25  # a chunk this much quieter than the loudest of the last second is a dip
+DIP_FRAME = ms_to_samples(10)  # the cut goes in the dip's quietest 10 ms
 RETRYABLE = (exceptions.ServiceUnavailable, exceptions.Aborted, exceptions.InternalServerError,
              exceptions.DeadlineExceeded)
 _Event = speech.StreamingRecognizeResponse.SpeechEventType
@@ -103,9 +109,20 @@ def _samples(offset: object) -> int:
     return round(offset.total_seconds() * STT_SAMPLE_RATE) if isinstance(offset, timedelta) else 0
 
 
-def _loud(pcm: bytes) -> bool:
+def _rms(pcm: bytes) -> float:
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
-    return bool(samples.size) and float(np.sqrt(np.mean(samples**2))) > LOUD_RMS
+    return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+
+
+def _loud(pcm: bytes) -> bool:
+    return _rms(pcm) > LOUD_RMS
+
+
+def _quietest_point(pcm: bytes) -> int:
+    """The middle of the quietest 10 ms frame of `pcm`, in samples."""
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    frames = samples[:samples.size // DIP_FRAME * DIP_FRAME].reshape(-1, DIP_FRAME)
+    return int(np.argmin((frames**2).sum(axis=1))) * DIP_FRAME + DIP_FRAME // 2
 
 
 class GoogleSpeech:
@@ -221,6 +238,7 @@ class GoogleSpeechStream(RecognizeStream):
         self._sent = origin
         opened = time.monotonic()
         restart = finished = False
+        loudness: deque[float] = deque(maxlen=10)  # the last second's chunks, RMS
 
         async def requests() -> AsyncIterator[speech.StreamingRecognizeRequest]:
             nonlocal restart
@@ -236,6 +254,9 @@ class GoogleSpeechStream(RecognizeStream):
                 age = time.monotonic() - opened
                 if age > self._config.max_stream_s or (
                         age > self._config.restart_s and self._utterance_start is None):
+                    if self._utterance_start is not None:
+                        log.warning("Google speech stream restarting at its bound, mid-speech:"
+                                    " no pause between words came", extra={"stream_s": age})
                     restart = True
                     return
                 ahead_ms = samples_to_ms(last - origin) - age * 1000 - BURST_MS
@@ -245,6 +266,18 @@ class GoogleSpeechStream(RecognizeStream):
                 pcm = self._audio.slice(self._sent, last)
                 if self._unanswered is None and _loud(pcm):
                     self._unanswered = (self._sent, time.monotonic())
+                rms = _rms(pcm)
+                if (age > self._config.max_stream_s - DIP_SEARCH_S and loudness
+                        and len(pcm) == CHUNK_SAMPLES * 2 and rms < DIP_RATIO * max(loudness)):
+                    # Near the bound, mid-speech: end in this dip between words.
+                    cut = _quietest_point(pcm)
+                    log.info("Google speech stream restarting in a pause between words",
+                             extra={"stream_s": age})
+                    self._sent += cut
+                    yield speech.StreamingRecognizeRequest(audio=pcm[:cut * 2])
+                    restart = True
+                    return
+                loudness.append(rms)
                 self._sent = last
                 yield speech.StreamingRecognizeRequest(audio=pcm)
 

@@ -8,13 +8,7 @@ so the stable part of an interim never flickers.
 
 from __future__ import annotations
 
-import re
-
-_PUNCT = re.compile(r"[^\w']+")
-
-
-def _norm(word: str) -> str:
-    return _PUNCT.sub("", word.lower())
+from media_server.words import word_key
 
 
 class LocalAgreement:
@@ -27,7 +21,7 @@ class LocalAgreement:
         words = hypothesis.split()
         agreed = 0
         for a, b in zip(self._previous, words, strict=False):
-            if _norm(a) != _norm(b):
+            if word_key(a) != word_key(b):
                 break
             agreed += 1
         if agreed > len(self._confirmed):

@@ -28,6 +28,7 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES, Tokenizer
 
 from media_server.audio import STT_SAMPLE_RATE
 from media_server.engines.stt.base import DecodeRequest, Transcript
+from media_server.words import words
 
 MAX_WINDOW_S = 30.0
 NO_SPEECH_THRESHOLD = 0.6
@@ -182,20 +183,16 @@ class WhisperRecognizer:
 def said_once(text: str, seconds: float) -> str:
     """A sentence repeated back to back, in more words than `seconds` of speech can
     hold, said once (and a trailing start of it again dropped)."""
-    if len(_words(text)) <= MAX_WORDS_PER_SECOND * seconds:
+    if len(words(text)) <= MAX_WORDS_PER_SECOND * seconds:
         return text
     kept: list[str] = []
     for sentence in re.findall(r"[^.!?]+[.!?]*", text):
-        if kept and _words(sentence) == _words(kept[-1]):
+        if kept and words(sentence) == words(kept[-1]):
             continue
         kept.append(sentence)
     if len(kept) > 1:
-        tail, before = _words(kept[-1]), _words(kept[-2])
+        tail, before = words(kept[-1]), words(kept[-2])
         if tail and not kept[-1].rstrip().endswith((".", "!", "?")) \
                 and before[: len(tail)] == tail:
             kept.pop()
     return "".join(kept).strip()
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
