@@ -1,10 +1,10 @@
-"""A participant's side of the `captions` data channel: messages before the channel
-opens wait in a small outbox (interims excepted), and interims give way when the
-client does not keep up."""
+"""A participant's message channel (the `captions` data channel, or a WebSocket's text
+frames): messages before it opens wait in a small outbox (interims excepted), and
+interims give way when the client does not keep up."""
 
 from __future__ import annotations
 
-from aiortc.rtcdatachannel import RTCDataChannel
+from typing import Protocol
 
 from media_server.metrics import INTERIMS_DROPPED
 from media_server.protocol import CaptionMessage, ServerMessage
@@ -20,9 +20,21 @@ def _is_interim(message: ServerMessage) -> bool:
     return isinstance(message, CaptionMessage) and message.status == "interim"
 
 
+class MessageSink(Protocol):
+    """What messages go out through: an RTCDataChannel, or a WebSocket's writer."""
+
+    @property
+    def readyState(self) -> str: ...  # (the data channel's names)
+
+    @property
+    def bufferedAmount(self) -> int: ...
+
+    def send(self, data: str) -> None: ...
+
+
 class MessageChannel:
     def __init__(self) -> None:
-        self._channel: RTCDataChannel | None = None
+        self._channel: MessageSink | None = None
         self._outbox: list[ServerMessage] = []
         self._closed = False
 
@@ -30,12 +42,11 @@ class MessageChannel:
     def attached(self) -> bool:
         return self._channel is not None
 
-    def attach(self, channel: RTCDataChannel) -> None:
+    def attach(self, channel: MessageSink) -> None:
+        """Messages go out through `channel`: now if it is open, else once `flush()` is
+        called as it opens."""
         self._channel = channel
-        if channel.readyState == "open":
-            self._flush()
-        else:
-            channel.on("open", self._flush)
+        self.flush()
 
     def send(self, message: ServerMessage) -> None:
         if self._closed:
@@ -56,7 +67,7 @@ class MessageChannel:
         self._channel = None
         self._outbox.clear()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         outbox, self._outbox = self._outbox, []
         for message in outbox:
             self.send(message)

@@ -150,6 +150,10 @@ AUDIO_RECEIVED = Counter(
 CAPTIONS = Counter(
     "live_interpreter_captions_total",
     "Captions produced, by status (interim, final).", ["status"], registry=REGISTRY)
+SOCKET_AUDIO_DROPPED = Counter(
+    "live_interpreter_socket_audio_dropped_seconds_total",
+    "Seconds of spoken translation not sent to a WebSocket client that was not reading "
+    "fast enough (stale audio; captions are kept).", registry=REGISTRY)
 INTERIMS_DROPPED = Counter(
     "live_interpreter_interims_dropped_total",
     "Interim captions not sent because the client's channel was backed up (the next "

@@ -27,27 +27,16 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
 
+from media_server.client_messages import ClientMessages
 from media_server.engines.catalog import EngineCatalog
-from media_server.errors import BadRequest, Conflict, InterpreterError
+from media_server.errors import BadRequest, Conflict
 from media_server.ice_addresses import announce
 from media_server.log import session_id_var
-from media_server.metrics import AUDIO_DROPPED, AUDIO_RECEIVED, CHANNEL_MESSAGES_REFUSED
+from media_server.metrics import AUDIO_DROPPED, AUDIO_RECEIVED
 from media_server.offer import check_offer
 from media_server.participant import Participant
 from media_server.pipeline import SpeakerPipeline
-from media_server.protocol import (
-    CHANNEL_LABEL,
-    Bye,
-    ErrorMessage,
-    Ping,
-    PongMessage,
-    ProtocolError,
-    SetInterpretation,
-    SetLanguage,
-    SetMonitor,
-    SetTts,
-    parse_client_message,
-)
+from media_server.protocol import CHANNEL_LABEL
 from media_server.remote_candidates import MAX_CANDIDATES, RemoteCandidates
 from media_server.room import Room
 from media_server.speaker_chain import SpeakerChain, speaker_chain
@@ -57,9 +46,6 @@ from media_server.token_bucket import TokenBucket
 log = logging.getLogger(__name__)
 
 WATCHDOG_PERIOD_S = 0.5
-# A client's data-channel messages: this many a second, sustained, and at once; past
-# them, dropped, with an error at most every SLOW_DOWN_EVERY_S.
-MESSAGES_PER_S, MESSAGE_BURST, SLOW_DOWN_EVERY_S = 20.0, 40.0, 5.0
 # Audio beyond this multiple of real time is dropped (a sender faster than its clock
 # would otherwise grow every buffer behind it); the burst covers jitter and an
 # event-loop stall, after which what the socket held arrives at once.
@@ -117,8 +103,9 @@ class Peer:
         self._rtc_config = rtc_config
         self._admit = admit  # raises if the offer may not be taken now (speaker slots)
         self._candidates = RemoteCandidates(limits.allowed_networks)
-        self._messages = TokenBucket(MESSAGES_PER_S, MESSAGE_BURST)
-        self._told_to_slow_down_at = -SLOW_DOWN_EVERY_S
+        self._messages = ClientMessages(participant, room, catalog=catalog,
+                                        max_message_bytes=limits.max_message_bytes,
+                                        bye=lambda: self._spawn(self.close("bye"), "close"))
         self.pc = RTCPeerConnection(rtc_config)
         self._offered = False
         self._connected = False
@@ -140,6 +127,10 @@ class Peer:
     def chain(self) -> SpeakerChain | None:
         """The speaker chain, once the speaker's audio track has arrived."""
         return self._chain
+
+    @property
+    def connection_state(self) -> str:
+        return self.pc.connectionState
 
     @property
     def utterances_said(self) -> int:
@@ -201,6 +192,7 @@ class Peer:
                 channel.close()
                 return
             channel.on("message", self._on_message)
+            channel.on("open", self.participant.channel.flush)
             self.participant.channel.attach(channel)
             self._watch_activity = True
 
@@ -260,42 +252,7 @@ class Peer:
 
     def _on_message(self, raw: str | bytes) -> None:
         self._last_activity = time.monotonic()
-        participant = self.participant
-        if not self._messages.take():
-            CHANNEL_MESSAGES_REFUSED.inc()
-            if self._last_activity - self._told_to_slow_down_at >= SLOW_DOWN_EVERY_S:
-                self._told_to_slow_down_at = self._last_activity  # not once per message
-                participant.send(ErrorMessage("rate_limited", "too many messages; at most "
-                                              f"{MESSAGES_PER_S:g} a second"))
-            return
-        try:
-            message = parse_client_message(raw, self._limits.max_message_bytes)
-        except ProtocolError as exc:
-            log.info("bad data-channel message", extra={"code": exc.code})
-            participant.send(ErrorMessage(exc.code, exc.message))
-            return
-        if isinstance(message, Ping):
-            participant.send(PongMessage())
-        elif isinstance(message, Bye):
-            self._spawn(self.close("bye"), "close")
-        elif isinstance(message, SetLanguage):
-            self._set_language(message.target)
-        elif isinstance(message, SetTts):
-            participant.set_tts(message.enabled)
-        elif isinstance(message, SetMonitor):
-            participant.monitor = message.enabled
-        elif isinstance(message, SetInterpretation):
-            participant.interpretation = message.mode
-
-    def _set_language(self, target: str) -> None:
-        try:
-            self._catalog.check_languages(self.info.source_lang, target, self.info.speak)
-        except InterpreterError as exc:
-            self.participant.send(ErrorMessage(exc.code, exc.message))
-            return
-        if target != self.participant.target_lang:
-            self.participant.target_lang = target  # the next caption is in it
-            self.room.changed(self.participant)
+        self._messages.take(raw)
 
     # -- lifecycle ---------------------------------------------------------------
 

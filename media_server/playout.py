@@ -192,6 +192,11 @@ class PlayoutTrack(MediaStreamTrack):
         self._pts = 0
         self._t0: float | None = None
 
+    @property
+    def idle(self) -> bool:
+        """Nothing playing or waiting: the track sends silence."""
+        return self._idle
+
     def enqueue(self, clip: Clip) -> None:
         if clip.pcm:
             bisect.insort(self._queue, clip, key=lambda queued: queued.ends_at)

@@ -17,7 +17,7 @@ from media_server.admission import SpeakerSlots
 from media_server.engines.catalog import EngineCatalog
 from media_server.engines.health import HealthChange
 from media_server.engines.loader import Engines
-from media_server.errors import BadRequest, NotFound, Unavailable
+from media_server.errors import BadRequest, Conflict, NotFound, Unavailable
 from media_server.metrics import ACTIVE_ROOMS, ACTIVE_SESSIONS, ACTIVE_SPEAKERS, STT_CAPACITY
 from media_server.participant import Participant, SessionInfo
 from media_server.peer import Peer, PeerConfig
@@ -31,12 +31,15 @@ from media_server.protocol import (
 from media_server.resumable import ResumableSessions, ResumeState
 from media_server.room import ROOM_NAME, Publisher, Room, Rooms, publish_nothing
 from media_server.settings import Settings
+from media_server.socket_peer import SocketPeer
 
 log = logging.getLogger(__name__)
 
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 Authorize = Callable[[str, bool, str], None]  # (room, speak, owner): raises if not allowed
 MAX_NAME_CHARS = 64
+Session = Peer | SocketPeer  # over WebRTC (browsers, WHIP/WHEP) or a WebSocket
+SOCKET_KINDS = ("socket",)
 
 
 class SessionRegistry:
@@ -48,7 +51,7 @@ class SessionRegistry:
         self._archive = archive
         # Where a dropped session waits to be resumed.
         self._states = states or ResumableSessions(MemoryKeyValue(), settings.session_grace_s)
-        self._peers: dict[str, Peer] = {}
+        self._peers: dict[str, Session] = {}
         self._empty = asyncio.Event()  # set while no session is open
         self._empty.set()
         self.speakers = SpeakerSlots(_speaker_capacity(settings, engines), engines.scheduler)
@@ -82,7 +85,7 @@ class SessionRegistry:
         self, room: str, *, name: str, source_lang: str, target_lang: str, speak: bool,
         monitor: bool | None = None, stt_model: str = "", kind: str = "webrtc",
         interpretation: str = "", owner: str = "", resumed: ResumeState | None = None,
-    ) -> Peer:
+    ) -> Session:
         mode = _interpretation(interpretation or self._settings.interpretation)
         self._check(room, name=name, langs=(source_lang, target_lang), stt_model=stt_model)
         self.catalog.check_languages(source_lang, target_lang, speak)
@@ -112,8 +115,14 @@ class SessionRegistry:
             participant.tts_enabled = resumed.tts
             if resumed.room_clock_origin is not None:
                 joining.continue_clock(resumed.room_clock_origin)
-        peer = Peer(participant, joining, catalog=self.catalog, limits=self._limits,
-                    on_closed=self._forget, rtc_config=self._rtc_config, admit=self._take_slot)
+        peer: Session
+        if kind in SOCKET_KINDS:
+            peer = SocketPeer(participant, joining, catalog=self.catalog, limits=self._limits,
+                              on_closed=self._forget, admit=self._take_slot)
+        else:
+            peer = Peer(participant, joining, catalog=self.catalog, limits=self._limits,
+                        on_closed=self._forget, rtc_config=self._rtc_config,
+                        admit=self._take_slot)
         for change in self._engines.board.degraded():  # said again once the channel opens
             participant.send(_engine_message(change))
         self._peers[session_id] = peer
@@ -141,7 +150,7 @@ class SessionRegistry:
                              f"models: {', '.join(self._settings.google_stt_models)}")
 
     async def resume(self, session_id: str,
-                     authorize: Authorize = lambda room, speak, owner: None) -> Peer:
+                     authorize: Authorize = lambda room, speak, owner: None) -> Session:
         """The session again, for a client that lost its connection: same participant,
         numbering on from where it was. A connection still open here is replaced.
         `authorize(room, speak, owner)` raises if the caller may not (before anything
@@ -167,13 +176,13 @@ class SessionRegistry:
             await self._states.keep(state)  # refused (room full, no token...): not lost
             raise
 
-    def _take_slot(self, peer: Peer) -> None:
+    def _take_slot(self, peer: Session) -> None:
         """As a speaker's offer arrives: its recognition slot, or 503."""
         if peer.info.speak:
             self.speakers.acquire(peer.info.id)
             self._count()
 
-    def get(self, session_id: str) -> Peer:
+    def get(self, session_id: str) -> Session:
         peer = self._peers.get(session_id)
         if peer is None:
             raise NotFound("unknown_session", "no such session")
@@ -220,7 +229,7 @@ class SessionRegistry:
         ACTIVE_SPEAKERS.set(self.speaking)
         ACTIVE_ROOMS.set(len(self.rooms))
 
-    async def _forget(self, peer: Peer) -> None:
+    async def _forget(self, peer: Session) -> None:
         self._peers.pop(peer.info.id, None)
         self.speakers.release(peer.info.id)
         clock_origin = peer.room.clock_origin()
@@ -234,6 +243,14 @@ class SessionRegistry:
             stt_model=peer.info.stt_model,
             utterances=peer.utterances_said, room_clock_origin=clock_origin,
             owner=peer.info.owner))
+
+
+def webrtc(session: Session) -> Peer:
+    """The session's peer connection, for the calls only WebRTC has (offer, ICE)."""
+    if not isinstance(session, Peer):
+        raise Conflict("not_webrtc", "this session is on a WebSocket: it has no offer, "
+                       "answer or ICE candidates")
+    return session
 
 
 def _interpretation(mode: str) -> Interpretation:
@@ -258,7 +275,7 @@ def _participant_id(room: Room) -> str:
     return candidate
 
 
-def _session_record(peer: Peer, ended_at: float | None = None) -> SessionRecord:
+def _session_record(peer: Session, ended_at: float | None = None) -> SessionRecord:
     return SessionRecord(peer.participant.description(), peer.started_at, ended_at)
 
 

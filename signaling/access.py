@@ -14,9 +14,19 @@ from signaling.tokens import RoomToken, verify
 log = logging.getLogger(__name__)
 
 
+SUBPROTOCOL = "live-interpreter"  # a browser's WebSocket offers it and `bearer.<token>`
+
+
 def _bearer(request: web.Request) -> str | None:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return given.strip() if scheme.lower() == "bearer" and given.strip() else None
+    if scheme.lower() == "bearer" and given.strip():
+        return given.strip()
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        offered = request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+        for protocol in (p.strip() for p in offered):
+            if protocol.startswith("bearer.") and len(protocol) > len("bearer."):
+                return protocol.removeprefix("bearer.")
+    return None
 
 
 class Access:
@@ -35,7 +45,8 @@ class Access:
         given = _bearer(request)
         if given is None:
             raise Unauthorized("token_missing",
-                               "this needs a room token: 'Authorization: Bearer <token>'")
+                               "this needs a room token: 'Authorization: Bearer <token>' (on a "
+                               "WebSocket, or the subprotocol 'bearer.<token>')")
         token = verify(self._secret, given)
         if token.room != room:
             raise Forbidden("token_wrong_room", "the token is for another room")

@@ -8,9 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from media_server.errors import BadRequest, Unavailable
-from media_server.peer import Peer
 from media_server.protocol import parse_json
-from media_server.registry import Authorize, SessionRegistry
+from media_server.registry import Authorize, Session, SessionRegistry, webrtc
 from signaling.access import ACCESS, check, check_owner
 from signaling.state import RUNTIME, SETTINGS
 from signaling.turn_credentials import ice_servers
@@ -44,7 +43,7 @@ def registry_of(request: web.Request) -> SessionRegistry:
     return registry
 
 
-def _own_session(request: web.Request) -> Peer:
+def _own_session(request: web.Request) -> Session:
     """The session named in the path, to its owner: a token for its room, of the same
     subject (or the very token) that created it."""
     peer = registry_of(request).get(request.match_info["session_id"])
@@ -107,13 +106,14 @@ async def get_session(request: web.Request) -> web.Response:
         "target_lang": participant.target_lang, "speak": info.speak,
         "monitor": participant.monitor, "tts": participant.tts_enabled,
         "interpretation": participant.interpretation,
-        "connection_state": peer.pc.connectionState,
+        "kind": info.kind,
+        "connection_state": peer.connection_state,
     })
 
 
 @routes.post("/api/sessions/{session_id}/offer")
 async def offer(request: web.Request) -> web.Response:
-    peer = _own_session(request)
+    peer = webrtc(_own_session(request))
     data = await json_object(request)
     answer = await peer.answer(_get(data, "sdp", kind=str, default=None),
                                _get(data, "type", kind=str, default=None))
@@ -122,7 +122,7 @@ async def offer(request: web.Request) -> web.Response:
 
 @routes.patch("/api/sessions/{session_id}/ice")
 async def trickle_ice(request: web.Request) -> web.Response:
-    peer = _own_session(request)
+    peer = webrtc(_own_session(request))
     data = await json_object(request)
     candidates = data.get("candidates", [data])
     if not isinstance(candidates, list) or not all(isinstance(c, dict) for c in candidates):

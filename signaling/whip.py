@@ -24,6 +24,7 @@ from multidict import CIMultiDict
 
 from media_server.errors import BadRequest, NotFound
 from media_server.peer import Peer
+from media_server.registry import webrtc
 from signaling.access import check, check_owner
 from signaling.errors import PreconditionFailed, Unprocessable, UnsupportedMediaType
 from signaling.sessions import registry_of
@@ -70,7 +71,7 @@ async def _create(request: web.Request, kind: _Kind) -> web.Response:
     registry, settings = registry_of(request), request.app[SETTINGS]
     query = request.query
     lang = query.get("lang", settings.stt_default_language)
-    peer = registry.create(
+    peer = webrtc(registry.create(
         room=request.match_info["room"],
         name=query.get("name", "WHIP" if kind.speak else "WHEP"),
         source_lang=lang if kind.speak else settings.stt_default_language,
@@ -80,7 +81,7 @@ async def _create(request: web.Request, kind: _Kind) -> web.Response:
         kind=kind.path,
         interpretation=query.get("interpretation", ""),
         owner=token.owner if token is not None else "",
-    )
+    ))
     try:
         answer = await peer.answer(sdp, "offer")
     except Exception:
@@ -96,7 +97,7 @@ async def _create(request: web.Request, kind: _Kind) -> web.Response:
 
 def _resource(request: web.Request, kind: _Kind) -> Peer:
     token = check(request, request.match_info["room"])
-    peer = registry_of(request).get(request.match_info["session_id"])
+    peer = webrtc(registry_of(request).get(request.match_info["session_id"]))
     if peer.info.room != request.match_info["room"] or peer.info.speak != kind.speak:
         raise NotFound("unknown_session", "no such session")
     check_owner(token, peer.info.owner)

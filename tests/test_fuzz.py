@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from media_server.client_messages import MESSAGES_PER_S
 from media_server.engines.loader import Engines
-from media_server.peer import MESSAGES_PER_S
 from media_server.settings import Settings
 from signaling import tokens
 from tests.conftest import JFK_SECONDS, JFK_TEXT, Server, start_server, wer

@@ -19,6 +19,7 @@ import pytest
 
 from media_server.engines.loader import Engines
 from media_server.peer import WATCHDOG_PERIOD_S
+from media_server.registry import webrtc
 from media_server.settings import Settings
 from tests.conftest import JFK, Server, start_server
 from tests.rtc_client import CaptionClient
@@ -84,7 +85,7 @@ def _audio_ms(server: Server, session_id: str) -> int:
 
 
 def _refs(server: Server, session_id: str) -> list[weakref.ref[object]]:
-    peer = server.registry.get(session_id)
+    peer = webrtc(server.registry.get(session_id))
     objects: list[object] = [peer, peer.pc]
     if peer.chain is not None:
         objects.append(peer.chain.pipeline)

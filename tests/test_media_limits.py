@@ -23,9 +23,11 @@ from aiortc.mediastreams import AudioStreamTrack
 
 from history import export
 from history.records import UtteranceRecord
+from media_server.client_messages import MESSAGE_BURST
 from media_server.engines.loader import Engines
 from media_server.metrics import REGISTRY
-from media_server.peer import AUDIO_BURST_S, MAX_AUDIO_SPEED, MESSAGE_BURST, Peer
+from media_server.peer import AUDIO_BURST_S, MAX_AUDIO_SPEED, Peer
+from media_server.registry import webrtc
 from media_server.remote_candidates import MAX_CANDIDATES, RemoteCandidates
 from media_server.settings import Settings
 from signaling import tokens
@@ -103,7 +105,7 @@ async def test_ice_candidates_are_filtered_and_capped(locked: Server) -> None:
                              json={"sdp": offer, "type": "offer"}) as resp:
             await pc.setRemoteDescription(RTCSessionDescription(**await resp.json()))
         peer = locked.registry.get(session)
-        assert {host for host, _ in _remote_candidates(peer)} == {"127.0.0.1"}
+        assert {host for host, _ in _remote_candidates(webrtc(peer))} == {"127.0.0.1"}
         assert _metric("live_interpreter_ice_candidates_refused_total",
                        {"reason": "address"}) - refused_before == 3
         # Trickled: refused ones are skipped (204, not used); past the cap, 400.
@@ -112,13 +114,13 @@ async def test_ice_candidates_are_filtered_and_capped(locked: Server) -> None:
                      "sdpMid": "0"} for n in range(3)]
         async with http.patch(ice, json={"candidates": trickled}) as resp:
             assert resp.status == 204
-        assert "127.0.0.9" not in {host for host, _ in _remote_candidates(peer)}
+        assert "127.0.0.9" not in {host for host, _ in _remote_candidates(webrtc(peer))}
         many = [{"candidate": f"candidate:8 1 udp 1 127.0.0.1 {20000 + n} typ host",
                  "sdpMid": "0"} for n in range(MAX_CANDIDATES)]
         async with http.patch(ice, json={"candidates": many}) as resp:
             assert resp.status == 400
             assert (await resp.json())["error"]["code"] == "too_many_candidates"
-        assert len(_remote_candidates(peer)) <= MAX_CANDIDATES
+        assert len(_remote_candidates(webrtc(peer))) <= MAX_CANDIDATES
         await pc.close()
 
 

@@ -93,7 +93,7 @@ async def test_a_dropped_session_resumes_as_the_same_participant(
         # Coming back again while the old connection is still up replaces it.
         again = await http.post(f"{server.url}/api/sessions", json={"resume": session_id})
         assert again.status == 201
-        assert server.registry.get(session_id).pc.connectionState == "new"  # not yet offered
+        assert server.registry.get(session_id).connection_state == "new"  # not yet offered
         transcript = await http.get(f"{server.url}/api/rooms/again/transcript")
         stored = await transcript.json()
         kept = [u["utterance_id"] for u in stored["utterances"]]
