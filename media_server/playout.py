@@ -187,10 +187,16 @@ class PlayoutTrack(MediaStreamTrack):
         self._max_delay = max_delay_s
         self._queue: list[Clip] = []  # by `ends_at`
         self._reader: _ClipReader | None = None  # the clip playing
+        self._last_frame_clip: Clip | None = None
         self._silent_frames = self._gap_frames  # ready to start a clip at once
         self._idle = True  # reported idle since the last clip
         self._pts = 0
         self._t0: float | None = None
+
+    @property
+    def last_frame_clip(self) -> Clip | None:
+        """The clip the last frame sent was of (None: silence between clips)."""
+        return self._last_frame_clip
 
     @property
     def idle(self) -> bool:
@@ -238,6 +244,7 @@ class PlayoutTrack(MediaStreamTrack):
         if self._reader is None and self._silent_frames >= self._gap_before_next():
             self._start_next()
         reader = self._reader
+        self._last_frame_clip = reader.clip if reader is not None else None
         if reader is None:
             self._silent_frames += 1
             if not self._idle and not self._queue and self._silent_frames >= self._gap_frames:

@@ -39,7 +39,7 @@ _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 Authorize = Callable[[str, bool, str], None]  # (room, speak, owner): raises if not allowed
 MAX_NAME_CHARS = 64
 Session = Peer | SocketPeer  # over WebRTC (browsers, WHIP/WHEP) or a WebSocket
-SOCKET_KINDS = ("socket",)
+SOCKET_KINDS = ("socket", "twilio")
 
 
 class SessionRegistry:

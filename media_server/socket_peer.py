@@ -28,9 +28,11 @@ from media_server.log import session_id_var
 from media_server.metrics import AUDIO_DROPPED, AUDIO_RECEIVED, SOCKET_AUDIO_DROPPED
 from media_server.participant import Participant
 from media_server.peer import AUDIO_BURST_S, MAX_AUDIO_SPEED, PeerConfig
+from media_server.playout import Clip
 from media_server.protocol import ErrorMessage
 from media_server.room import Room
 from media_server.socket_audio import SocketAudio
+from media_server.socket_framing import Framing, FramingError, RawFraming, StreamStopped
 from media_server.socket_writer import SocketWriter
 from media_server.speaker_chain import SpeakerChain, speaker_chain
 from media_server.tasks import cancel_and_wait
@@ -91,14 +93,16 @@ class SocketPeer:
             return "closed"
         return "connected" if self._ws is not None else "new"
 
-    async def serve(self, ws: web.WebSocketResponse, audio: SocketAudio) -> None:
-        """Until the client goes, says `bye`, stays silent past the idle timeout, or the
-        session is closed from elsewhere."""
+    async def serve(self, ws: web.WebSocketResponse, audio: SocketAudio,
+                    framing: Framing | None = None) -> None:
+        """Until the client goes (or says `bye`, or stops its stream), stays silent past
+        the idle timeout, breaks its protocol, or the session is closed from elsewhere."""
         session_id_var.set(self.info.id)
         self._ws = ws
-        writer = SocketWriter(ws, max_audio_bytes=round(
-            MAX_AUDIO_BEHIND_S * audio.rate * audio.sample_bytes),
-            gave_up=lambda: self._spawn(self._give_up(), "give-up"))
+        framing = framing or RawFraming()
+        writer = SocketWriter(ws, max_audio_s=MAX_AUDIO_BEHIND_S,
+                              carries_messages=framing.carries_messages,
+                              gave_up=lambda: self._spawn(self._give_up(), "give-up"))
         self.participant.channel.attach(writer)
         try:
             self._admit(self)
@@ -115,16 +119,17 @@ class SocketPeer:
                 self.participant, self.room, catalog=self._catalog,
                 interim_interval_ms=self._limits.interim_translation_interval_ms)
             self._spawn(self._chain.pipeline.run(), "pipeline")
-        self._spawn(self._play(writer, audio), "play")
+        self._spawn(self._play(writer, audio, framing), "play")
         try:
-            await self._read(ws, audio)
+            await self._read(ws, audio, framing)
         finally:
             if self._chain is not None:
                 self._chain.pipeline.end()
             await writer.aclose()
             await self.close(self.close_reason or "socket closed")
 
-    async def _read(self, ws: web.WebSocketResponse, audio: SocketAudio) -> None:
+    async def _read(self, ws: web.WebSocketResponse, audio: SocketAudio,
+                    framing: Framing) -> None:
         while not self._closing:
             try:
                 message = await ws.receive(timeout=self._limits.idle_timeout_s)
@@ -133,12 +138,22 @@ class SocketPeer:
                 self.close_reason = "inactive"
                 await self._close_socket(1000, "inactive")
                 return
-            if message.type == WSMsgType.TEXT:
-                self._messages.take(message.data)
-            elif message.type == WSMsgType.BINARY:
-                self._audio_in(message.data, audio)
-            else:  # closing, closed or an error (aiohttp answers protocol errors itself)
+            if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                return  # closing, closed or an error (aiohttp answers protocol errors)
+            try:
+                item = framing.inbound(message.data)
+            except StreamStopped:
+                self.close_reason = "stream stopped"
                 return
+            except FramingError as exc:
+                log.info("socket protocol broken", extra={"reason": exc.reason})
+                self.close_reason = exc.reason
+                await self._close_socket(exc.code, exc.reason)
+                return
+            if isinstance(item, bytes):
+                self._audio_in(item, audio)
+            elif item is not None:
+                self._messages.take(item)
 
     def _audio_in(self, payload: bytes, audio: SocketAudio) -> None:
         if self._chain is None:
@@ -167,24 +182,40 @@ class SocketPeer:
             self._told_at[code] = now
             self.participant.send(ErrorMessage(code, message))
 
-    async def _play(self, writer: SocketWriter, audio: SocketAudio) -> None:
-        """The return track's frames, as they are due, to the client in its format;
-        nothing while nothing plays."""
+    async def _play(self, writer: SocketWriter, audio: SocketAudio,
+                    framing: Framing) -> None:
+        """The return track's clips, frame by frame as they are due, to the client in
+        its format (not the silence between them), and what the framing says as each
+        clip ends."""
         playout = self.participant.playout
         resampler = PcmResampler(audio.rate)
         frame_bytes = audio.rate * FRAME_MS // 1000 * 2
         pending = b""  # resampled PCM, cut into whole frames
+        playing: Clip | None = None
+        dropping = False  # audio is being dropped: the client is too far behind
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await playout.recv()
-                if playout.idle:
+                clip = playout.last_frame_clip
+                if playing is not None and clip is not playing:
+                    done = framing.played(playing)
+                    if done is not None:
+                        writer.send_control(done)
+                playing = clip
+                if clip is None:
                     continue
                 pending += resampler.convert(frame)
                 while len(pending) >= frame_bytes:
                     payload = audio.encode(pending[:frame_bytes])
                     pending = pending[frame_bytes:]
-                    if not writer.send_audio(payload):
-                        SOCKET_AUDIO_DROPPED.inc(audio.seconds(payload))
+                    sent = writer.send_audio(framing.audio(payload), FRAME_MS / 1000)
+                    if not sent:
+                        SOCKET_AUDIO_DROPPED.inc(FRAME_MS / 1000)
+                        if not dropping and (clear := framing.stale()) is not None:
+                            # After the backlog, before what comes next: the client
+                            # drops what it holds, which is by now stale.
+                            writer.send_control(clear)
+                    dropping = not sent
 
     async def _give_up(self) -> None:
         log.warning("socket client not reading; closed")

@@ -1,9 +1,10 @@
 """Frames to one WebSocket, in order, by one task. What the client has not read yet is
 counted, so that a slow reader loses what can be lost, as on the data channel:
-interims (`channel.py`) and audio beyond `max_audio_bytes` give way; finals and other
-messages never do. A client that reads nothing at all is given up on (`gave_up` is
-called once) when one frame waits `SEND_STALL_S` for the socket to take it, or past
-`MAX_UNREAD_BYTES` queued. The socket's own send buffer is kept small
+interims (`channel.py`) and audio more than `max_audio_s` behind give way; finals,
+other messages and control frames never do. On a socket that does not carry our
+messages (Twilio's), `send` drops them. A client that reads nothing at all is given
+up on (`gave_up` is called once) when one frame waits `SEND_STALL_S` for the socket
+to take it, or past `MAX_UNREAD_BYTES` queued. The socket's own send buffer is kept small
 (`SEND_BUFFER_BYTES`) so that audio waits here, where stale audio can be dropped,
 rather than in the kernel."""
 
@@ -24,14 +25,15 @@ SEND_BUFFER_BYTES = 32 * 1024
 
 
 class SocketWriter:
-    def __init__(self, ws: web.WebSocketResponse, *, max_audio_bytes: int,
-                 gave_up: Callable[[], None]) -> None:
+    def __init__(self, ws: web.WebSocketResponse, *, max_audio_s: float,
+                 carries_messages: bool = True, gave_up: Callable[[], None]) -> None:
         self._ws = ws
-        self._max_audio_bytes = max_audio_bytes
+        self._max_audio_s = max_audio_s
+        self._carries_messages = carries_messages
         self._gave_up = gave_up
-        self._queue: deque[str | bytes] = deque()
+        self._queue: deque[tuple[str | bytes, float]] = deque()  # (frame, audio seconds)
         self._queued_bytes = 0
-        self._audio_bytes = 0  # of the queued bytes, audio
+        self._audio_s = 0.0  # queued
         self._ready = asyncio.Event()
         self._open = True
         self._task = asyncio.create_task(self._run(), name="socket-writer")
@@ -45,24 +47,30 @@ class SocketWriter:
         return self._queued_bytes
 
     def send(self, data: str) -> None:
-        self._put(data)
+        """One of our JSON messages."""
+        if self._carries_messages:
+            self._put(data, 0.0)
 
-    def send_audio(self, payload: bytes) -> bool:
+    def send_control(self, data: str) -> None:
+        """A frame of the socket's own protocol (a Twilio `mark`)."""
+        self._put(data, 0.0)
+
+    def send_audio(self, frame: str | bytes, seconds: float) -> bool:
         """Queue audio unless the client is behind by more than the audio allowed."""
-        if not self._open or self._audio_bytes + len(payload) > self._max_audio_bytes:
+        if not self._open or self._audio_s + seconds > self._max_audio_s + 1e-6:
             return False
-        self._audio_bytes += len(payload)
-        self._put(payload)
+        self._audio_s += seconds
+        self._put(frame, seconds)
         return True
 
     async def aclose(self) -> None:
         self._open = False
         await cancel_and_wait(self._task)
 
-    def _put(self, item: str | bytes) -> None:
+    def _put(self, item: str | bytes, seconds: float) -> None:
         if not self._open:
             return
-        self._queue.append(item)
+        self._queue.append((item, seconds))
         self._queued_bytes += len(item)
         self._ready.set()
         if self._queued_bytes > MAX_UNREAD_BYTES:
@@ -79,7 +87,7 @@ class SocketWriter:
                 while not self._queue:
                     self._ready.clear()
                     await self._ready.wait()
-                item = self._queue.popleft()
+                item, seconds = self._queue.popleft()
                 try:
                     async with asyncio.timeout(SEND_STALL_S):
                         if isinstance(item, bytes):
@@ -89,6 +97,5 @@ class SocketWriter:
                 except TimeoutError:
                     self._give_up()
                     return
-                if isinstance(item, bytes):
-                    self._audio_bytes -= len(item)
+                self._audio_s -= seconds
                 self._queued_bytes -= len(item)

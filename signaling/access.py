@@ -40,9 +40,14 @@ class Access:
     def check(self, request: web.Request, room: str, speaking: bool = False
               ) -> RoomToken | None:
         """The caller's token, if it lets them into `room` (None under `--dev`)."""
+        return self.check_token(_bearer(request), room, speaking)
+
+    def check_token(self, given: str | None, room: str, speaking: bool = False
+                    ) -> RoomToken | None:
+        """`check` for a token given otherwise than in a header (a Twilio stream's
+        parameters)."""
         if self._secret is None:
             return None
-        given = _bearer(request)
         if given is None:
             raise Unauthorized("token_missing",
                                "this needs a room token: 'Authorization: Bearer <token>' (on a "

@@ -22,7 +22,7 @@ from media_server.remote_candidates import LOCAL_NETWORKS
 from media_server.resumable import ResumableSessions
 from media_server.settings import Settings, SettingsError
 from media_server.tasks import cancel_and_wait
-from signaling import sessions, sockets, transcripts, whip
+from signaling import sessions, sockets, transcripts, twilio, whip
 from signaling.access import ACCESS, Access
 from signaling.clients import CLIENT, behind_proxies, forwarded_by_signaling, node_guard
 from signaling.cluster import media_node
@@ -106,6 +106,7 @@ def create_app(
     app.add_routes(sessions.routes)
     app.add_routes(whip.routes)
     app.add_routes(sockets.routes)
+    app.add_routes(twilio.routes)
     app.add_routes(transcripts.routes)
     app.add_routes(web_client_routes())  # last: it matches every GET path
     return app

@@ -36,6 +36,8 @@ class SocketClient:
     ws: ClientConnection
     audio: SocketAudio
     messages: list[dict[str, Any]] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # each message's arrival
+    audio_t0: float | None = None  # when the first audio frame was sent
     clips: list[tuple[float, bytes]] = field(default_factory=list)  # arrival, payload
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -61,6 +63,7 @@ class SocketClient:
             async for message in self.ws:
                 if isinstance(message, str):
                     self.messages.append(json.loads(message))
+                    self.arrivals.append(time.monotonic())
                 else:
                     self.clips.append((time.monotonic(), message))
 
@@ -69,6 +72,7 @@ class SocketClient:
         frame = round(FRAME_S * self.audio.rate) * self.audio.sample_bytes
         payload += self.audio.encode(bytes(round(silence_after_s * self.audio.rate) * 2))
         start = time.monotonic()
+        self.audio_t0 = self.audio_t0 or start
         for n, at in enumerate(range(0, len(payload), frame)):
             await asyncio.sleep(max(0.0, start + n * FRAME_S - time.monotonic()))
             await self.ws.send(payload[at:at + frame])
