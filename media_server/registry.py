@@ -230,19 +230,23 @@ class SessionRegistry:
         ACTIVE_ROOMS.set(len(self.rooms))
 
     async def _forget(self, peer: Session) -> None:
-        self._peers.pop(peer.info.id, None)
-        self.speakers.release(peer.info.id)
-        clock_origin = peer.room.clock_origin()
-        await self.rooms.leave(peer.room, peer.participant)
-        self._count()
-        self._archive(_session_record(peer, ended_at=time.time()))
         participant = peer.participant
-        await self._states.keep(ResumeState(
-            participant.description(), monitor=participant.monitor,
-            tts=participant.tts_enabled, interpretation=participant.interpretation,
-            stt_model=peer.info.stt_model,
-            utterances=peer.utterances_said, room_clock_origin=clock_origin,
-            owner=peer.info.owner))
+        clock_origin = peer.room.clock_origin()
+        try:
+            # Kept before the session leaves the registry: whoever sees it gone (a
+            # client coming back at once) finds it to resume.
+            await self._states.keep(ResumeState(
+                participant.description(), monitor=participant.monitor,
+                tts=participant.tts_enabled, interpretation=participant.interpretation,
+                stt_model=peer.info.stt_model,
+                utterances=peer.utterances_said, room_clock_origin=clock_origin,
+                owner=peer.info.owner))
+        finally:
+            self._peers.pop(peer.info.id, None)
+            self.speakers.release(peer.info.id)
+            await self.rooms.leave(peer.room, participant)
+            self._count()
+            self._archive(_session_record(peer, ended_at=time.time()))
 
 
 def webrtc(session: Session) -> Peer:

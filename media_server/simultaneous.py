@@ -184,7 +184,7 @@ class SpokenTranslation:
             while self._finals or self._latest is not None:
                 try:
                     if self._finals:
-                        self._close(self._finals.popleft())
+                        await self._close(self._finals.popleft())
                     elif self._latest is not None:
                         interim, self._latest = self._latest, None
                         await self._chunk(interim)
@@ -222,7 +222,7 @@ class SpokenTranslation:
             self._say(interim, lang, text=" ".join(new), source=" ".join(source),
                       modes=_SIMULTANEOUS, ends_at=self._wall_time(interim.end_ms))
 
-    def _close(self, final: _Final) -> None:
+    async def _close(self, final: _Final) -> None:
         caption = final.caption
         chunked = self._progress if caption.utterance_id == self._utterance else {}
         self._utterance, self._progress = "", {}
@@ -235,11 +235,26 @@ class SpokenTranslation:
             self._say(caption, lang, text=text, source=caption.text, modes=_CONSECUTIVE,
                       ends_at=final.ends_at)
             rest = unspoken(text, progress.spoken)
+            uncovered = unspoken(caption.text, progress.covered)
+            if not rest and uncovered:
+                # The final's translation put its new words among those already said
+                # (the word order moved): the words not yet covered go alone.
+                rest = await self._translate_alone(" ".join(uncovered), caption.lang, lang)
             if rest:
                 SPEECH_CHUNKS.labels("rest").inc()
-                self._say(caption, lang, text=" ".join(rest),
-                          source=" ".join(unspoken(caption.text, progress.covered)),
+                self._say(caption, lang, text=" ".join(rest), source=" ".join(uncovered),
                           modes=_SIMULTANEOUS, ends_at=final.ends_at)
+
+    async def _translate_alone(self, words: str, source: str, target: str) -> list[str]:
+        translator = self._translator_for(source, target)
+        if translator is None:
+            return []
+        try:  # (the chain owns the deadline)
+            [translated] = await translator.translate([words], source, target)
+        except Exception as exc:  # the caption has it; this part goes unspoken
+            log.warning("rest translation failed", extra={"error": repr(exc), "target": target})
+            return []
+        return translated.split()
 
     def _say(self, caption: CaptionMessage, lang: str, *, text: str, source: str,
              modes: frozenset[Interpretation], ends_at: float) -> None:

@@ -106,11 +106,10 @@ class SocketPeer:
         self.participant.channel.attach(writer)
         try:
             self._admit(self)
-        except InterpreterError as exc:
-            self.participant.send(ErrorMessage(exc.code, exc.message))
+        except InterpreterError as exc:  # (no speaker slot after all: a race)
             await writer.aclose()
             await self._close_socket(CLOSE_TRY_LATER if exc.status == 503 else CLOSE_REFUSED,
-                                     exc.message)
+                                     f"{exc.code}: {exc.message}")
             await self.close(f"refused: {exc.code}")
             return
         self.participant.connected()

@@ -3,7 +3,8 @@
 # missing), a virtualenv at .venv, and the Python package with its pinned
 # dependencies (re-installed only when pyproject.toml changes).
 #   scripts/install.sh          what the server needs
-#   scripts/install.sh --test   plus what the test suite needs (Chromium, iproute2, ...)
+#   scripts/install.sh --test   plus what the test suite needs (Chromium, iproute2, ...,
+#                               and the pinned TypeScript compiler in tests/typescript)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,8 @@ want_test=0
 
 apt_packages=(python3 python3-venv python3-pip ca-certificates espeak-ng apertium apertium-eng-spa)
 if (( want_test )); then
-  apt_packages+=(chromium iproute2 fonts-dejavu-core postgresql redis-server coturn openssl)
+  apt_packages+=(chromium iproute2 fonts-dejavu-core postgresql redis-server coturn openssl
+                nodejs)
 fi
 
 missing=()
@@ -25,6 +27,13 @@ if (( ${#missing[@]} )); then
   (( EUID != 0 )) && sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# Debian's nodejs comes without npm (a package of its own); NodeSource's brings it.
+if (( want_test )) && ! command -v npm >/dev/null; then
+  sudo_cmd=()
+  (( EUID != 0 )) && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends npm
 fi
 
 # A Python >= 3.11 for the virtualenv: the first one found.
@@ -47,4 +56,14 @@ if [[ ! -f "$stamp" ]]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e "$extras"
   rm -f .venv/.installed-*
   touch "$stamp"
+fi
+
+# The TypeScript compiler that checks the SDK's types, at the version package-lock.json pins.
+if (( want_test )); then
+  ts_stamp="tests/typescript/node_modules/.installed-$(sha256sum tests/typescript/package-lock.json | cut -c1-16)"
+  if [[ ! -f "$ts_stamp" ]]; then
+    echo "install: npm ci (tests/typescript)"
+    (cd tests/typescript && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$ts_stamp"
+  fi
 fi

@@ -68,6 +68,9 @@ def web_client_routes() -> web.RouteTableDef:
         target = files.get(request.match_info["path"])
         if target is None:
             raise NotFound("not_found", f"no such page: {request.path}")
+        if target.suffix == ".ts":  # TypeScript declarations, not an MPEG transport stream
+            return web.FileResponse(target, headers={
+                "Content-Type": "application/typescript; charset=utf-8"})
         return web.FileResponse(target)
 
     return table

@@ -21,13 +21,17 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import pytest
+import websockets
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from history.sqlite import SqliteStore
+from media_server.socket_audio import SocketAudio
 from signaling import tokens
 from tests.conftest import JFK_TEXT, wer
 from tests.rtc_client import CaptionClient
 from tests.services import PrivateRedis, spare_port
+from tests.socket_client import SocketClient, socket_url
+from tests.test_twilio import start_message as twilio_start
 
 CLI = str(Path(sys.executable).parent / "live-interpreter")
 SECRET = b"scale-out-secret-3b9f0e6a2c7d1845f0a9"
@@ -188,6 +192,46 @@ async def test_a_speaker_through_signaling_is_captioned_and_fanned_out(
         finally:
             consumer.cancel()
             await client.close()
+
+
+async def _roster(http: aiohttp.ClientSession, cluster: Cluster, room: str) -> set[str]:
+    async with http.get(f"{cluster.signaling.url}/api/rooms/{room}",
+                        headers=bearer(room, "listener")) as resp:
+        return {p["name"] for p in (await resp.json())["participants"]}
+
+
+async def test_websocket_participants_go_through_signaling_to_the_rooms_node(
+        cluster: Cluster) -> None:
+    async with aiohttp.ClientSession() as http:
+        await _create(http, cluster, room="calls")  # the room now has a node
+        url = socket_url(cluster.signaling.url, "calls", name="Bot")
+        with pytest.raises(websockets.InvalidStatus) as refused:  # by the node, no token
+            await websockets.connect(url)
+        assert refused.value.response.status_code == 401
+        # A browser's way: the token as a subprotocol, which the node picks.
+        token = bearer("calls")["Authorization"].removeprefix("Bearer ")
+        bot = await SocketClient.open(url, SocketAudio(),
+                                      subprotocols=["live-interpreter", f"bearer.{token}"])
+        assert bot.ws.subprotocol == "live-interpreter"
+        await bot.ws.send(b"\x00")  # half a sample: the node's answer comes back through
+        await bot.until(lambda: bot.of_type("error") and bot.of_type("pong"), 10, "answers")
+        assert bot.of_type("error")[0]["code"] == "bad_audio"
+        phone = await websockets.connect(
+            f"{cluster.signaling.url.replace('http://', 'ws://')}/twilio/calls")
+        await phone.send(twilio_start(token=token, name="Phone", source_lang="en"))
+        deadline = time.monotonic() + 10
+        while await _roster(http, cluster, "calls") < {"Bot", "Phone"}:
+            assert time.monotonic() < deadline, "the sockets never joined the room's node"
+            await asyncio.sleep(0.2)
+        # The node's close code comes back through signaling too.
+        await bot.ws.send(bytes(16000 * 2 * 2 + 2))
+        await bot.until(lambda: bot.ws.close_code is not None, 10, "closed")
+        assert bot.ws.close_code == 1009
+        await bot.close()
+        await phone.close()
+        while "Phone" in await _roster(http, cluster, "calls"):
+            assert time.monotonic() < deadline + 10, "a call hung up is still in the room"
+            await asyncio.sleep(0.2)
 
 
 async def test_a_killed_node_leaves_placement_and_the_others_serve_on(cluster: Cluster) -> None:

@@ -199,3 +199,33 @@ async def test_parts_waiting_together_are_said_as_one_clip_numbered_in_order(
         - merged == 1
     simultaneous.close()
     consecutive.close()
+
+
+async def test_words_the_final_translation_hid_among_those_said_are_spoken_alone(
+        engines: Engines) -> None:
+    # The chunks said the sentence up to "people"; the final adds words, and its
+    # translation puts them before words already said: aligned with what was said, it
+    # has nothing new at its end, but the source words are not covered yet.
+    said = "Our team has spent the last six months building a system that listens to people,"
+    text = said + " in big rooms."
+    collector = Collector(readers={"en", "pt"}, hearing={"simultaneous": {"pt"}})
+    spoken = collector.spoken_translation(engines.catalog.translator_for, "ana")
+    for interim in _interims(said + " in big", utterance_id="ana-1", every=1):
+        spoken.interim(interim)
+        await asyncio.sleep(0.05)
+    async with asyncio.timeout(30):
+        await collector.wait_for(lambda: "people" in " ".join(
+            p.source_text for p in collector.spoken))
+    chunks = len(collector.spoken)
+    reordered = ("Nossa equipe passou os últimos seis meses construindo em grandes salas um "
+                 "sistema que ouve as pessoas.")
+    final = CaptionMessage("ana-1", 0, "final", "Ana", "en", text, 0, 9000,
+                           stable_chars=len(text), speaker_id="ana")
+    spoken.final(final, {"pt": reordered}, 10.0)
+    async with asyncio.timeout(30):
+        await collector.wait_for(lambda: any(p.modes == {"simultaneous"}
+                                             for p in collector.spoken[chunks:]))
+    await spoken.aclose()
+    [rest] = [p for p in collector.spoken[chunks:] if p.modes == {"simultaneous"}]
+    assert rest.source_text == "in big rooms."
+    assert "grandes" in rest.text, rest.text  # its own translation

@@ -38,7 +38,7 @@ MULAW = SocketAudio("mulaw", 8000)
 FRAME = 160  # 20 ms of µ-law at 8 kHz, as Twilio sends it
 
 
-def _start(**parameters: str) -> str:
+def start_message(**parameters: str) -> str:
     return json.dumps({
         "event": "start", "sequenceNumber": "1", "streamSid": "MZ0123456789abcdef",
         "start": {"accountSid": "AC01", "streamSid": "MZ0123456789abcdef", "callSid": "CA01",
@@ -100,7 +100,7 @@ async def test_a_caller_is_interpreted_and_hears_the_translation(
     ws = await websockets.connect(_url(server, "hotline"))
     twilio = FakeTwilio(ws)
     await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-    await ws.send(_start(source_lang="en", target_lang="pt", name="Caller"))
+    await ws.send(start_message(source_lang="en", target_lang="pt", name="Caller"))
     # Someone in the room reads the call's captions.
     reader = await SocketClient.open(socket_url(server.url, "hotline", speak="false",
                                                 target_lang="pt"), SocketAudio())
@@ -142,7 +142,7 @@ async def test_a_broken_or_unauthorised_stream_is_closed_with_a_reason(
     other = tokens.mint(SECRET.encode(), "elsewhere", role="speaker", ttl_s=60)
     listener = tokens.mint(SECRET.encode(), "hotline", role="listener", ttl_s=60)
     mulaw8k = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
-    wrong_format = json.loads(_start(token=token))
+    wrong_format = json.loads(start_message(token=token))
     wrong_format["start"]["mediaFormat"] = {**mulaw8k, "sampleRate": 16000}
     try:
         cases: list[tuple[list[str | bytes], int, str]] = [
@@ -150,10 +150,10 @@ async def test_a_broken_or_unauthorised_stream_is_closed_with_a_reason(
             (["not json"], 1007, "a frame that is not JSON"),
             ([b"\x00" * FRAME], 1003, "Twilio Media Streams send JSON text frames"),
             ([json.dumps(wrong_format)], 1003, "only audio/x-mulaw at 8000 Hz, mono"),
-            ([_start()], 1008, "token_missing"),
-            ([_start(token=other)], 1008, "token_wrong_room"),
-            ([_start(token=listener)], 1008, "role_forbidden"),
-            ([_start(token=token, source_lang="xx-YY")], 1008, "unsupported_language"),
+            ([start_message()], 1008, "token_missing"),
+            ([start_message(token=other)], 1008, "token_wrong_room"),
+            ([start_message(token=listener)], 1008, "role_forbidden"),
+            ([start_message(token=token, source_lang="xx-YY")], 1008, "unsupported_language"),
         ]
         for frames, code, reason in cases:
             async with websockets.connect(_url(server, "hotline")) as ws:
@@ -169,7 +169,7 @@ async def test_a_broken_or_unauthorised_stream_is_closed_with_a_reason(
         assert len(server.registry) == 0  # nothing was left open
         # ...and a good call is taken, then its media after `start`.
         async with websockets.connect(_url(server, "hotline")) as ws:
-            await ws.send(_start(token=token, source_lang="en", target_lang="es"))
+            await ws.send(start_message(token=token, source_lang="en", target_lang="es"))
             await ws.send(_media(b"\xff" * FRAME, 0))
             deadline = time.monotonic() + 10
             while not len(server.registry):

@@ -2,12 +2,16 @@
 room and WHIP/WHEP request goes to the media node that holds the room (placed by
 `placement.py`); a session's node is named in its id (`<node>.<random>`). Requests
 and answers pass through unchanged, errors included; the node checks the token.
+WebSocket participants (`/ws/{room}`, `/twilio/{room}`) are joined to a socket to the
+room's node, and frames pass both ways unchanged, close codes included.
 Only paths of our API pass, checked part by part before a URL is built (no dot
 segments, no other path of a node), to node URLs of the allowed pattern
 (`NODE_URL_PATTERN`), with the node secret and the client's address."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 
 import aiohttp
@@ -26,6 +30,7 @@ from signaling.state import SETTINGS
 routes = web.RouteTableDef()
 PLACEMENT = web.AppKey("placement", Placement)
 CLIENT = web.AppKey("forwarding_client", aiohttp.ClientSession)
+SOCKET_CLIENT = web.AppKey("socket_forwarding_client", aiohttp.ClientSession)
 
 # What passes between client and node, each way.
 REQUEST_HEADERS = ("Authorization", "Content-Type", "If-Match", "Accept")
@@ -116,6 +121,67 @@ for path in ("/api/sessions/{session_id}{rest:.*}", "/{kind:whip|whep}/{room}/{s
     routes.route("*", path)(to_sessions_node)
 routes.get("/api/rooms/{room}{rest:.*}")(to_rooms_node)
 routes.route("*", "/{kind:whip|whep}/{room}")(to_rooms_node)
+
+
+@routes.get("/{kind:ws|twilio}/{room}")
+async def to_rooms_socket(request: web.Request) -> web.StreamResponse:
+    room = request.match_info["room"]
+    if not ROOM_NAME.fullmatch(room):
+        raise NotFound("unknown_room", "no such room")
+    node = await _room_node(request, room)
+    headers = {NODE_SECRET_HEADER: request.app[SETTINGS].node_secret,
+               FORWARDED_FOR: client_of(request)}
+    if "Authorization" in request.headers:
+        headers["Authorization"] = request.headers["Authorization"]
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+               if p.strip()]
+    try:
+        upstream = await request.app[SOCKET_CLIENT].ws_connect(
+            _node_url(request, node), headers=headers, protocols=offered, max_msg_size=0,
+            timeout=aiohttp.ClientWSTimeout(ws_close=5.0))
+    except aiohttp.WSServerHandshakeError as exc:  # the node refused: its status
+        return web.json_response({"error": {"code": "refused", "message": exc.message}},
+                                 status=exc.status)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise Unavailable("node_unreachable", f"media node {node.id} did not answer") from exc
+    client = web.WebSocketResponse(
+        protocols=(upstream.protocol,) if upstream.protocol else (), max_msg_size=0)
+    try:
+        await client.prepare(request)
+        await _join(client, upstream)
+    finally:
+        await upstream.close()
+    return client
+
+
+async def _join(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse
+                ) -> None:
+    """Frames both ways until either side closes; the other is closed with its code."""
+    async def pump(source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+                   sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> None:
+        while True:
+            message = await source.receive()
+            if message.type == aiohttp.WSMsgType.TEXT:
+                await sink.send_str(message.data)
+            elif message.type == aiohttp.WSMsgType.BINARY:
+                await sink.send_bytes(message.data)
+            else:  # closed (with the code and reason to pass on) or broken
+                closing = message.type == aiohttp.WSMsgType.CLOSE
+                await sink.close(code=message.data if closing else 1011,
+                                 message=str(message.extra or "").encode()[:120] if closing
+                                 else b"")
+                return
+
+    with contextlib.suppress(ConnectionError):
+        tasks = [asyncio.create_task(pump(client, upstream)),
+                 asyncio.create_task(pump(upstream, client))]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, timeout=2.0)  # the other side's close goes through
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @routes.get("/api/languages")

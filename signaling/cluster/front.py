@@ -69,8 +69,11 @@ def create_signaling_app(settings: Settings) -> web.Application:
         app[caption_stream.OPEN] = Counter()
         app[forwarding.PLACEMENT] = Placement(redis)
         async with aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)) as client:
+                timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)) as client, \
+                aiohttp.ClientSession(  # a socket lasts as long as its call: no total
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)) as sockets:
             app[forwarding.CLIENT] = client
+            app[forwarding.SOCKET_CLIENT] = sockets
             yield
         await hub.close()
         await redis.aclose()
