@@ -10,6 +10,8 @@ from typing import Literal, cast
 
 import numpy as np
 
+from media_server.errors import BadRequest
+
 Encoding = Literal["pcm16", "mulaw"]
 ENCODINGS: tuple[Encoding, ...] = ("pcm16", "mulaw")
 RATES = (8000, 16000, 48000)
@@ -37,6 +39,18 @@ def mulaw_encode(pcm: bytes) -> bytes:
     exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
     mantissa = (magnitude >> (exponent + 3)) & 0x0F
     return cast(bytes, (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes())
+
+
+def audio_format(encoding: object, rate: object) -> SocketAudio:
+    """A client's declared format (from a query or a message), checked."""
+    if encoding not in ENCODINGS:
+        raise BadRequest("bad_encoding", f"encoding must be one of {', '.join(ENCODINGS)}")
+    if isinstance(rate, str) and rate.isdigit():
+        rate = int(rate)
+    if isinstance(rate, bool) or not isinstance(rate, int) or rate not in RATES:
+        raise BadRequest("bad_rate", "rate must be one of "
+                         f"{', '.join(str(r) for r in RATES)} (Hz)")
+    return SocketAudio(encoding, rate)
 
 
 @dataclass(frozen=True)

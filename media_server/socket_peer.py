@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,7 @@ from media_server.peer import AUDIO_BURST_S, MAX_AUDIO_SPEED, PeerConfig
 from media_server.playout import Clip
 from media_server.protocol import ErrorMessage
 from media_server.room import Room
-from media_server.socket_audio import SocketAudio
+from media_server.socket_audio import SocketAudio, audio_format
 from media_server.socket_framing import Framing, FramingError, RawFraming, StreamStopped
 from media_server.socket_writer import SocketWriter
 from media_server.speaker_chain import SpeakerChain, speaker_chain
@@ -78,6 +79,8 @@ class SocketPeer:
         self._real_time = TokenBucket(MAX_AUDIO_SPEED, AUDIO_BURST_S)
         self._told_at: dict[str, float] = {}  # error code -> when last told
         self._samples_in = 0
+        self._audio = SocketAudio()
+        self._audio_fixed = False  # audio went one way or the other: no new format
 
     @property
     def chain(self) -> SpeakerChain | None:
@@ -99,6 +102,7 @@ class SocketPeer:
         the idle timeout, breaks its protocol, or the session is closed from elsewhere."""
         session_id_var.set(self.info.id)
         self._ws = ws
+        self._audio = audio
         framing = framing or RawFraming()
         writer = SocketWriter(ws, max_audio_s=MAX_AUDIO_BEHIND_S,
                               carries_messages=framing.carries_messages,
@@ -118,17 +122,16 @@ class SocketPeer:
                 self.participant, self.room, catalog=self._catalog,
                 interim_interval_ms=self._limits.interim_translation_interval_ms)
             self._spawn(self._chain.pipeline.run(), "pipeline")
-        self._spawn(self._play(writer, audio, framing), "play")
+        self._spawn(self._play(writer, framing), "play")
         try:
-            await self._read(ws, audio, framing)
+            await self._read(ws, framing)
         finally:
             if self._chain is not None:
                 self._chain.pipeline.end()
             await writer.aclose()
             await self.close(self.close_reason or "socket closed")
 
-    async def _read(self, ws: web.WebSocketResponse, audio: SocketAudio,
-                    framing: Framing) -> None:
+    async def _read(self, ws: web.WebSocketResponse, framing: Framing) -> None:
         while not self._closing:
             try:
                 message = await ws.receive(timeout=self._limits.idle_timeout_s)
@@ -150,9 +153,31 @@ class SocketPeer:
                 await self._close_socket(exc.code, exc.reason)
                 return
             if isinstance(item, bytes):
-                self._audio_in(item, audio)
-            elif item is not None:
+                self._audio_fixed = True
+                self._audio_in(item, self._audio)
+            elif item is not None and not self._declared(item):
                 self._messages.take(item)
+
+    def _declared(self, text: str) -> bool:
+        """A raw socket's audio format, declared in a message before any audio instead of
+        in the query: `{"type": "audio_format", "encoding": "mulaw", "rate": 8000}`.
+        True if `text` was such a message."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return False
+        if not isinstance(message, dict) or message.get("type") != "audio_format":
+            return False
+        if self._audio_fixed:
+            self.participant.send(ErrorMessage("audio_format_late", "the audio format is "
+                                               "declared before any audio, either way"))
+            return True
+        try:
+            self._audio = audio_format(message.get("encoding", "pcm16"),
+                                       message.get("rate", 16000))
+        except InterpreterError as exc:
+            self.participant.send(ErrorMessage(exc.code, exc.message))
+        return True
 
     def _audio_in(self, payload: bytes, audio: SocketAudio) -> None:
         if self._chain is None:
@@ -181,12 +206,12 @@ class SocketPeer:
             self._told_at[code] = now
             self.participant.send(ErrorMessage(code, message))
 
-    async def _play(self, writer: SocketWriter, audio: SocketAudio,
-                    framing: Framing) -> None:
+    async def _play(self, writer: SocketWriter, framing: Framing) -> None:
         """The return track's clips, frame by frame as they are due, to the client in
         its format (not the silence between them), and what the framing says as each
         clip ends."""
         playout = self.participant.playout
+        audio = self._audio
         resampler = PcmResampler(audio.rate)
         frame_bytes = audio.rate * FRAME_MS // 1000 * 2
         pending = b""  # resampled PCM, cut into whole frames
@@ -203,6 +228,11 @@ class SocketPeer:
                 playing = clip
                 if clip is None:
                     continue
+                self._audio_fixed = True  # the format is what it is from now on
+                if audio is not self._audio:  # declared after this task began
+                    audio = self._audio
+                    resampler = PcmResampler(audio.rate)
+                    frame_bytes = audio.rate * FRAME_MS // 1000 * 2
                 pending += resampler.convert(frame)
                 while len(pending) >= frame_bytes:
                     payload = audio.encode(pending[:frame_bytes])

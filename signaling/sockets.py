@@ -18,7 +18,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from media_server.errors import BadRequest
-from media_server.socket_audio import ENCODINGS, RATES, SocketAudio
+from media_server.socket_audio import audio_format
 from media_server.socket_peer import SocketPeer
 from media_server.socket_writer import SEND_BUFFER_BYTES
 from signaling.access import SUBPROTOCOL, check
@@ -26,6 +26,7 @@ from signaling.sessions import registry_of
 from signaling.state import SETTINGS
 
 routes = web.RouteTableDef()
+MAX_FRAME_BYTES = 48000 * 2 * 2  # 2 s of the largest format (the format may come later)
 
 _FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -39,26 +40,15 @@ def _flag(query: MultiMapping[str], name: str, default: bool) -> bool:
     return _FLAGS[value.lower()]
 
 
-def audio_format(query: MultiMapping[str]) -> SocketAudio:
-    encoding = query.get("encoding", "pcm16")
-    if encoding not in ENCODINGS:
-        raise BadRequest("bad_encoding", f"encoding must be one of {', '.join(ENCODINGS)}")
-    rate = query.get("rate", "16000")
-    if not rate.isdigit() or int(rate) not in RATES:
-        raise BadRequest("bad_rate", "rate must be one of "
-                         f"{', '.join(str(r) for r in RATES)} (Hz)")
-    return SocketAudio(encoding, int(rate))
-
-
 @routes.get("/ws/{room}")
 async def socket_session(request: web.Request) -> web.StreamResponse:
     room = request.match_info["room"]
     query = request.query
     speak = _flag(query, "speak", True)
     token = check(request, room, speaking=speak)
-    audio = audio_format(query)
+    audio = audio_format(query.get("encoding", "pcm16"), query.get("rate", "16000"))
     tts = _flag(query, "tts", True)
-    ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), max_msg_size=audio.rate * 2 * 2)
+    ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), max_msg_size=MAX_FRAME_BYTES)
     if not ws.can_prepare(request).ok:
         raise BadRequest("not_websocket", "this is a WebSocket endpoint: send an upgrade "
                          "request (Connection: Upgrade, Upgrade: websocket)")

@@ -27,6 +27,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from history.sqlite import SqliteStore
 from media_server.socket_audio import SocketAudio
 from signaling import tokens
+from signaling.sockets import MAX_FRAME_BYTES
 from tests.conftest import JFK_TEXT, wer
 from tests.rtc_client import CaptionClient
 from tests.services import PrivateRedis, spare_port
@@ -224,7 +225,7 @@ async def test_websocket_participants_go_through_signaling_to_the_rooms_node(
             assert time.monotonic() < deadline, "the sockets never joined the room's node"
             await asyncio.sleep(0.2)
         # The node's close code comes back through signaling too.
-        await bot.ws.send(bytes(16000 * 2 * 2 + 2))
+        await bot.ws.send(bytes(MAX_FRAME_BYTES + 2))
         await bot.until(lambda: bot.ws.close_code is not None, 10, "closed")
         assert bot.ws.close_code == 1009
         await bot.close()

@@ -5,6 +5,7 @@ on the same socket; a WebSocket and a WebRTC participant in one room; bad input.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import aiohttp
@@ -17,6 +18,7 @@ from media_server.settings import Settings
 from media_server.socket_audio import SocketAudio, mulaw_decode, mulaw_encode
 from media_server.socket_writer import SEND_STALL_S
 from signaling import tokens
+from signaling.sockets import MAX_FRAME_BYTES
 from tests.conftest import JFK_TEXT, Server, start_server, wer
 from tests.rtc_client import CaptionClient
 from tests.socket_client import SocketClient, encoded, small_receive_buffer, socket_url
@@ -53,13 +55,18 @@ def _check_paced(client: SocketClient) -> None:
         sent_s += client.audio.seconds(payload)
 
 
-@pytest.mark.parametrize("audio", [SocketAudio("pcm16", 16000), SocketAudio("mulaw", 8000)],
-                         ids=["pcm16-16k", "mulaw-8k"])
+@pytest.mark.parametrize(("audio", "declared"), [
+    (SocketAudio("pcm16", 16000), "query"), (SocketAudio("mulaw", 8000), "message")],
+    ids=["pcm16-16k-query", "mulaw-8k-message"])
 async def test_a_socket_speaker_gets_captions_and_spoken_translation(
-        server: Server, jfk48: np.ndarray, audio: SocketAudio) -> None:
-    url = socket_url(server.url, "phones", name="Bridge", source_lang="en", target_lang="pt",
-                     encoding=audio.encoding, rate=str(audio.rate))
-    client = await SocketClient.open(url, audio)
+        server: Server, jfk48: np.ndarray, audio: SocketAudio, declared: str) -> None:
+    query = {"name": "Bridge", "source_lang": "en", "target_lang": "pt"}
+    if declared == "query":
+        query |= {"encoding": audio.encoding, "rate": str(audio.rate)}
+    client = await SocketClient.open(socket_url(server.url, "phones", **query), audio)
+    if declared == "message":
+        await client.ws.send(json.dumps({"type": "audio_format", "encoding": audio.encoding,
+                                         "rate": audio.rate}))
     try:
         await client.speak(encoded(jfk48, audio), silence_after_s=2.0)
         await client.until(lambda: _spoken_until_idle(client), 60, "spoken")
@@ -151,16 +158,17 @@ async def test_bad_input_gets_a_clear_answer_and_the_server_goes_on(
         assert client.ws.subprotocol == "live-interpreter"
         await client.ws.send("not json")
         await client.ws.send(b"\x00\x01\x02")  # half a sample
+        await client.ws.send('{"type": "audio_format", "encoding": "mulaw"}')  # too late
         await client.ws.send('{"type": "ping"}')
         await client.until(lambda: client.of_type("pong"), 10, "pong")
         codes = [m["code"] for m in client.of_type("error")]
-        assert codes[:2] == ["bad_message", "bad_audio"], codes
+        assert codes[:3] == ["bad_message", "bad_audio", "audio_format_late"], codes
         for _ in range(10):  # 10 s at once: past real time and its allowance
             await client.ws.send(bytes(16000 * 2))
         await client.until(lambda: any(m["code"] == "too_fast"
                                        for m in client.of_type("error")), 10, "too_fast")
         # A frame past the size limit ends the socket (RFC 6455's 1009), and only it.
-        await client.ws.send(bytes(16000 * 2 * 2 + 2))
+        await client.ws.send(bytes(MAX_FRAME_BYTES + 2))
         await client.until(lambda: client.ws.close_code is not None, 10, "closed")
         assert client.ws.close_code == 1009
         await _until_gone(server)
@@ -168,9 +176,10 @@ async def test_bad_input_gets_a_clear_answer_and_the_server_goes_on(
         listening = await SocketClient.open(
             socket_url(server.url, "calls", speak="false"), audio,
             additional_headers={"Authorization": f"Bearer {listener}"})
+        await listening.ws.send('{"type": "audio_format", "rate": 44100}')
         await listening.ws.send(bytes(3200))
-        await listening.until(lambda: listening.of_type("error"), 10, "refusal")
-        assert listening.of_type("error")[0]["code"] == "not_a_speaker"
+        await listening.until(lambda: len(listening.of_type("error")) >= 2, 10, "refusals")
+        assert [m["code"] for m in listening.of_type("error")] == ["bad_rate", "not_a_speaker"]
         await listening.close()
     finally:
         await runner.cleanup()

@@ -209,7 +209,8 @@ async def test_a_call_that_falls_behind_is_told_to_clear_what_it_holds() -> None
     tone = (np.sin(np.arange(3 * 48000) * 2 * np.pi * 300 / 48000) * 8000).astype("<i2")
     caller.play(Clip(tone.tobytes(), "u-1", "pt", complete=True))
     dropped = REGISTRY.get_sample_value("live_interpreter_socket_audio_dropped_seconds_total")
-    playing = asyncio.create_task(peer._play(writer, MULAW, framing))
+    peer._audio = MULAW  # as serve() sets it
+    playing = asyncio.create_task(peer._play(writer, framing))
     try:
         await asyncio.sleep(2.0)  # Twilio reads nothing meanwhile
         ws.gate.set()
