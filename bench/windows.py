@@ -60,7 +60,7 @@ POLICIES = {
     "fitted, 1 s pad": WindowPolicy(min_window_s=0.0, interim_min_window_s=0.0),
     "fitted, 0.5 s pad": WindowPolicy(min_window_s=0.0, interim_min_window_s=0.0, pad_s=0.5),
     "fitted, 4 tokens/s": WindowPolicy(min_window_s=0.0, interim_min_window_s=0.0,
-                                       tokens_per_second=4.0),
+                                       tokens_per_second=4.0, other_tokens_per_second=4.0),
     "fitted, no 4-gram twice": WindowPolicy(min_window_s=0.0, interim_min_window_s=0.0,
                                             no_repeat_ngram_size=4),
     "fitted, repetition penalty 1.1": WindowPolicy(min_window_s=0.0, interim_min_window_s=0.0,

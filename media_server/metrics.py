@@ -105,7 +105,8 @@ CACHE_FALLBACKS = Counter(
     registry=REGISTRY)
 CACHE_BACKEND_UP = Gauge(
     "live_interpreter_cache_backend_up",
-    "1 while the configured cache backend (Redis) answers, 0 while memory stands in.",
+    "1 while the configured cache backend answers (Redis; memory, when none is "
+    "configured, always does), 0 while memory stands in for Redis.",
     registry=REGISTRY)
 TURN_CREDENTIALS = Counter(
     "live_interpreter_turn_credentials_issued_total",
@@ -161,6 +162,14 @@ INTERIMS_DROPPED = Counter(
 TRANSLATION_CACHE = Counter(
     "live_interpreter_translation_cache_requests_total",
     "Translation lookups by result (hit, miss).", ["result"], registry=REGISTRY)
+TRANSLATION_BATCHES = Counter(
+    "live_interpreter_translation_batches_total",
+    "Calls of a translation model a user brought (TRANSLATE_MODELS): texts that arrive "
+    "while a batch runs go together in the next...", ["provider"], registry=REGISTRY)
+TRANSLATION_BATCH_TEXTS = Counter(
+    "live_interpreter_translation_batch_texts_total",
+    "...and the texts they translated (per batch: this over the batches).",
+    ["provider"], registry=REGISTRY)
 DECODE_QUEUE = Gauge(
     "live_interpreter_decode_queue_utterances",
     "Final utterances waiting for the local recogniser.", registry=REGISTRY)
@@ -193,3 +202,17 @@ PLACEMENT_TIME = Histogram(
     "live_interpreter_placement_seconds",
     "Signaling's time to find the media node of a new session (Redis lookups).",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5), registry=REGISTRY)
+
+# Label values known in advance exist from the start, at 0: a dashboard's rate() of them
+# draws a flat line rather than nothing, and an alert sees their first increase.
+for _reason in ("rate_limit", "origin", "host", "not_signaling", "caption_streams"):
+    REQUESTS_REFUSED.labels(_reason)
+for _reason in ("address", "name", "too_many"):
+    ICE_CANDIDATES_REFUSED.labels(_reason)
+for _status in ("interim", "final"):
+    CAPTIONS.labels(_status)
+    TRANSLATIONS.labels(_status)
+for _part in ("chunk", "rest"):
+    SPEECH_CHUNKS.labels(_part)
+for _result in ("hit", "miss"):
+    TRANSLATION_CACHE.labels(_result)

@@ -86,9 +86,12 @@ class Settings:
     google_voices: tuple[str, ...] = ()  # "lang=voice-name" overrides, e.g. "pt=pt-BR-Wavenet-A"
 
     # Speech-to-text (local Whisper through CTranslate2).
-    stt_model_dir: str = ""  # empty: the Whisper base weights shipped by pip packages
+    # CTranslate2 Whisper directories: DIR serves every language (empty: the Whisper
+    # base weights shipped by pip packages), LANG=DIR one language, e.g.
+    # "/models/whisper-small,vi=/models/whisper-medium".
+    stt_model_dir: tuple[str, ...] = ()
     # A CTranslate2 Whisper directory for `en` speakers only (an English-only model,
-    # say); empty: the main model serves English too.
+    # say); the same as `en=DIR` in stt_model_dir.
     stt_english_model_dir: str = ""
     stt_threads: int = 2
     stt_beam_size: int = 1
@@ -102,6 +105,11 @@ class Settings:
     vad_threshold: float = 0.0  # 0: the provider's calibrated threshold
     vad_min_silence_ms: int = 300
     vad_speech_pad_ms: int = 200
+
+    # Translation models a user brings: CTranslate2 directories (OPUS-MT per pair, as
+    # DIR or DIR=en-vi; NLLB-200 / M2M-100 many-to-many), before the packaged ones.
+    translate_models: tuple[str, ...] = ()
+    translate_model_threads: int = 2  # compute threads of the one worker that runs them
 
     # Translation and speech.
     translation_cache_ttl_s: float = 30.0
@@ -215,6 +223,10 @@ class Settings:
             raise SettingsError("google_stt_endpointing must be standard, short or supershort")
         if not 0 < self.google_stt_restart_s < self.google_stt_max_stream_s <= 300:
             raise SettingsError("need 0 < google_stt_restart_s < google_stt_max_stream_s <= 300")
+        self.stt_models()  # its entries are well-formed
+        if self.translate_models and "local" not in self.translate:
+            raise SettingsError("translate_models are local engines: add 'local' to translate "
+                                f"(it is {','.join(self.translate)})")
         for pair in self.google_voices:
             if "=" not in pair:
                 raise SettingsError(f"google_voices: {pair!r} is not 'lang=voice-name'")
@@ -243,6 +255,7 @@ class Settings:
         if self.max_speakers < 0:
             raise SettingsError("max_speakers must be 'auto' or a positive number")
         for name in ("port", "stt_threads", "stt_beam_size", "stt_batch_size",
+                     "translate_model_threads",
                      "max_room_participants", "max_body_bytes", "max_message_bytes",
                      "stt_interim_interval_ms", "stt_max_utterance_ms", "vad_min_silence_ms",
                      "rate_limit_per_s", "rate_limit_burst", "max_caption_streams",
@@ -254,6 +267,28 @@ class Settings:
     def deadlines(self, kind: str) -> tuple[float, float]:
         """(attempt_s, budget_s) of a kind's provider chain: "translate" or "tts"."""
         return getattr(self, f"{kind}_attempt_s"), getattr(self, f"{kind}_budget_s")
+
+    def stt_models(self) -> tuple[str, dict[str, str]]:
+        """STT_MODEL_DIR (and STT_ENGLISH_MODEL_DIR): the model for every language ("":
+        the packaged one), and the languages that have a model of their own."""
+        every = [entry for entry in self.stt_model_dir if "=" not in entry]
+        if len(every) > 1:
+            raise SettingsError("stt_model_dir: one directory serves every language "
+                                f"(got {', '.join(every)}); give the others as LANG=DIR")
+        own: dict[str, str] = {}
+        for entry in self.stt_model_dir:
+            if "=" in entry:
+                language, _, path = entry.partition("=")
+                if not re.fullmatch(r"[a-z]{2,3}", language) or not path or language in own:
+                    raise SettingsError(f"stt_model_dir: {entry!r} is not LANG=DIR with a "
+                                        "language code given once, like vi=/models/whisper")
+                own[language] = path
+        if self.stt_english_model_dir:
+            if "en" in own:
+                raise SettingsError("stt_english_model_dir and en= in stt_model_dir both "
+                                    "name English's model: keep one")
+            own["en"] = self.stt_english_model_dir
+        return (every[0] if every else ""), own
 
     def uses_google(self) -> bool:
         return "google" in self.stt + self.translate + self.tts

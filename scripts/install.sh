@@ -13,7 +13,7 @@ want_test=0
 
 apt_packages=(python3 python3-venv python3-pip ca-certificates espeak-ng apertium apertium-eng-spa)
 if (( want_test )); then
-  apt_packages+=(chromium iproute2 fonts-dejavu-core postgresql redis-server coturn openssl
+  apt_packages+=(chromium iproute2 fonts-dejavu-core postgresql redis-server coturn openssl prometheus
                 nodejs)
 fi
 

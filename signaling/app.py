@@ -94,6 +94,8 @@ def create_app(
             ice_allowed_networks=settings.ice_allowed_networks + LOCAL_NETWORKS)
     if node and not settings.node_secret:
         raise SettingsError("a media node needs node_secret (signaling shows it)")
+    if engines is None:  # a model directory a user gave that is broken stops us now
+        loader.check_model_dirs(settings)
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=_middlewares(settings, dev=dev, node=node))
     protect(app)

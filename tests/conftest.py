@@ -151,13 +151,14 @@ class Server:
     settings: Settings
 
 
-async def start_server(settings: Settings, engines: Engines, dev: bool = True
-                       ) -> tuple[Server, web.AppRunner]:
-    """The app on a loopback port; `dev` (room tokens off) except for the access tests."""
+async def start_server(settings: Settings, engines: Engines, *, dev: bool = True,
+                       port: int = 0) -> tuple[Server, web.AppRunner]:
+    """The app on a loopback port (any free one unless given); `dev` (room tokens off)
+    except for the access tests."""
     app = create_app(settings, engines=engines, dev=dev)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     port = runner.addresses[0][1]
     registry = app[RUNTIME].registry

@@ -136,8 +136,11 @@ async def browser(chromium_in_netns: Path, fake_mic: Path, served: Path
         yield browser
 
 
-async def _open_when_ready(browser: Browser, served: Path, room: str = "demo") -> Page:
-    page = await browser.new_page()
+async def _open_when_ready(browser: Browser, served: Path, *, room: str = "demo",
+                           locale: str | None = None, query: str = "") -> Page:
+    """The demo page with a token for `room`, in a browser whose language is `locale`."""
+    page = await (await browser.new_context(locale=locale)).new_page() if locale \
+        else await browser.new_page()
     deadline = time.monotonic() + 60
     while True:
         with contextlib.suppress(PlaywrightError):  # not listening yet
@@ -147,7 +150,7 @@ async def _open_when_ready(browser: Browser, served: Path, room: str = "demo") -
         if time.monotonic() > deadline:
             raise RuntimeError(f"server never became ready: {_tail(served)}")
         await asyncio.sleep(0.3)
-    await page.goto(f"{URL}/?room={room}#token={token(room)}")
+    await page.goto(f"{URL}/?room={room}{query}#token={token(room)}")
     # Taken out of the address bar (and so of history) as the page starts.
     await page.wait_for_function("!window.location.href.includes('token')", timeout=15000)
     return page
@@ -188,6 +191,50 @@ async def test_demo_page_shows_live_captions(browser: Browser, served: Path,
         assert "(stt_behind)" in await page.locator("#error").inner_text()
     await page.click("#stop")
     await page.wait_for_function("document.getElementById('state').textContent === 'off'")
+    await page.close()
+
+
+async def test_the_page_the_overlay_and_the_sdk_speak_vietnamese(
+        browser: Browser, served: Path) -> None:
+    """A browser set to Vietnamese gets the page in Vietnamese, language names included;
+    `?ui=en` overrides it, `?ui=vi` gives Vietnamese to any browser; the SDK's and the
+    overlay's messages follow."""
+    page = await _open_when_ready(browser, served, room="phong-hop", locale="vi-VN")
+    assert await page.evaluate("navigator.language") == "vi-VN"
+    assert await page.locator("html").get_attribute("lang") == "vi"
+    assert await page.locator("#start").inner_text() == "Bắt đầu"
+    assert await page.locator("#state").inner_text() == "tắt"
+    assert await page.locator("#source-lang").get_attribute("aria-label") == "Ngôn ngữ nói"
+    await page.wait_for_function("document.querySelectorAll('#source-lang option').length > 50")
+    assert "Tiếng Việt (vi)" in await page.locator("#source-lang").inner_text()
+    # The SDK's own messages, and the server's it knows, in the page's language.
+    refused = await page.evaluate("""async () => {
+        const sdk = await import('/sdk/interpreter.js');
+        try { await sdk.connect({room: 'phong-hop', speak: false, locale: sdk.uiLocale()}); }
+        catch (e) { return [e.code, e.message]; }
+    }""")
+    assert refused == ["token_missing", "cần mã truy cập phòng (token)"]
+    await page.click("#start")
+    await page.wait_for_function(
+        "document.getElementById('state').textContent === 'đang nghe…'", timeout=30000)
+    await page.click("#stop")
+    await page.wait_for_function("document.getElementById('state').textContent === 'tắt'")
+    await page.context.close()
+
+    english = await _open_when_ready(browser, served, room="phong-hop", locale="vi-VN",
+                                     query="&ui=en")
+    assert await english.locator("#start").inner_text() == "Start"
+    assert "Vietnamese (vi)" in await english.locator("#source-lang").inner_text()
+    await english.context.close()
+
+    page = await browser.new_page()  # an English browser asking for Vietnamese
+    await page.goto(f"{URL}/viewer.html?room=phong-hop&lang=vi&ui=vi")  # no token
+    await page.wait_for_function(
+        "document.getElementById('status').textContent.startsWith('không vào được phòng')")
+    assert await page.locator("#status").inner_text() == \
+        "không vào được phòng: cần mã truy cập phòng (token); đang thử lại…"
+    await page.goto(f"{URL}/?room=phong-hop&ui=vi")
+    assert await page.locator("#stop").inner_text() == "Dừng"
     await page.close()
 
 

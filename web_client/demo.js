@@ -1,5 +1,6 @@
 // The demo page: start/stop, languages, live captions with translation, states, levels.
 import { connect, takePageToken } from "/sdk/interpreter.js";
+import { locale, t, translatePage } from "/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const sourceSelect = $("source-lang");
@@ -13,23 +14,22 @@ const errorBox = $("error");
 const roomInput = $("room");
 const nameInput = $("name");
 
-const STATE_LABELS = { listening: "listening…", translating: "translating…" };
 let session = null;
 let meters = [];
 let languages = { speech: ["en"], translation: {} };
 const captionRows = new Map(); // utterance_id -> {row, revision}
-const languageNames = new Intl.DisplayNames([navigator.language || "en"], { type: "language" });
+const languageNames = new Intl.DisplayNames([locale], { type: "language" });
 const nameOf = (code) => `${languageNames.of(code) || code} (${code})`;
 
 // Two badges: what happens to my speech, and whether interpretation plays to me.
 function setState(state) {
-  stateBadge.textContent = STATE_LABELS[state] || state;
+  stateBadge.textContent = t(`state.${state}`);
   stateBadge.className = `state state-${state}`;
 }
 
 function setPlayout(state) {
   playoutBadge.hidden = state !== "speaking";
-  playoutBadge.textContent = state === "speaking" ? "speaking…" : "";
+  playoutBadge.textContent = state === "speaking" ? t("speaking") : "";
   if (state !== "speaking") $("now-speaking").hidden = true;
 }
 
@@ -79,8 +79,8 @@ function renderCaption(caption) {
 
 function showParticipants() {
   const names = [...session.participants.values()]
-    .map((p) => `${p.name} (${p.speak ? `${p.source_lang} → ` : "listens in "}${p.target_lang})`);
-  $("participants").textContent = names.join(", ") || "nobody yet";
+    .map((p) => `${p.name} (${p.speak ? `${p.source_lang} → ` : `${t("listens_in")} `}${p.target_lang})`);
+  $("participants").textContent = names.join(", ") || t("nobody_yet");
 }
 
 // The room token given in the page's address: `/?room=standup#token=...`.
@@ -90,6 +90,7 @@ if (pageParams.get("room")) roomInput.value = pageParams.get("room");
 
 function updateViewerLink() {
   const query = new URLSearchParams({ room: roomInput.value, lang: targetSelect.value });
+  if (pageParams.get("ui")) query.set("ui", locale); // the overlay speaks as the page does
   $("viewer-link").href = `/viewer.html?${query}`;
 }
 
@@ -128,7 +129,7 @@ function levelMeter(stream, bar) {
 function fillTargets() {
   const source = sourceSelect.value;
   const previous = targetSelect.value;
-  targetSelect.replaceChildren(new Option(`${nameOf(source)}: original`, source));
+  targetSelect.replaceChildren(new Option(t("original", { language: nameOf(source) }), source));
   const targets = Object.keys(languages.translation[source] || {});
   for (const target of targets.sort((a, b) => nameOf(a).localeCompare(nameOf(b)))) {
     targetSelect.add(new Option(nameOf(target), target, false, target === previous));
@@ -144,7 +145,7 @@ function stopped(reason) {
   sourceSelect.disabled = false;
   roomInput.disabled = nameInput.disabled = false;
   setState("off");
-  if (reason && reason !== "closed by client") showError(`Disconnected: ${reason}.`);
+  if (reason && reason !== "closed by client") showError(t("disconnected", { reason }));
 }
 
 async function start() {
@@ -156,15 +157,16 @@ async function start() {
   try {
     session = await connect({
       room: roomInput.value.trim() || "demo",
-      name: nameInput.value.trim() || "You",
+      name: nameInput.value.trim() || t("you"),
       sourceLang: sourceSelect.value,
       targetLang: targetSelect.value,
       interpretation: $("interpretation").value,
       token: pageToken, // a room token in the page's address (#token=), unless --dev
+      locale, // the SDK's messages in the page's language
     });
   } catch (err) {
     stopped();
-    showError(`Could not start: ${err.message}`);
+    showError(t("could_not_start", { message: err.message }));
     return;
   }
   stopButton.disabled = false;
@@ -182,7 +184,7 @@ async function start() {
     // A fallback engine serves while a provider is out; say so until it is back.
     if (e.status === "restored") showError("");
   });
-  session.on("reconnecting", () => showError("Connection lost: reconnecting…"));
+  session.on("reconnecting", () => showError(t("connection_lost")));
   session.on("reconnected", () => showError(""));
   session.on("close", stopped);
   if (!$("tts").checked) session.setTts(false);
@@ -207,6 +209,8 @@ async function loadLanguages() {
   fillTargets();
 }
 
+translatePage();
+if (nameInput.value === "You") nameInput.value = t("you");
 startButton.addEventListener("click", start);
 stopButton.addEventListener("click", () => session?.close());
 sourceSelect.addEventListener("change", fillTargets);

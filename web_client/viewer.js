@@ -1,5 +1,6 @@
 // The caption overlay: joins a room listen-only and shows its latest captions large.
 import { connect, takePageToken } from "/sdk/interpreter.js";
+import { locale, t } from "/i18n.js";
 
 const token = takePageToken(); // a listener's room token, from `#token=`
 const params = new URLSearchParams(window.location.search);
@@ -63,9 +64,10 @@ async function join() {
       targetLang: lang,
       speak: false,
       token,
+      locale,
     });
   } catch (err) {
-    status.textContent = `cannot join: ${err.message}; retrying…`;
+    status.textContent = t("viewer_cannot_join", { message: err.message });
     setTimeout(join, RECONNECT_MS);
     return;
   }
@@ -82,16 +84,18 @@ async function join() {
     if (state === "idle") markVoiced(null);
   });
   session.on("error", (e) => {
-    if (e.code === "autoplay_blocked") status.textContent = "click to hear the interpretation";
+    if (e.code === "autoplay_blocked") status.textContent = t("viewer_click_to_hear");
   });
-  session.on("reconnecting", () => (status.textContent = "reconnecting…"));
+  session.on("reconnecting", () => (status.textContent = t("viewer_reconnecting")));
   session.on("reconnected", () => (status.textContent = ""));
   session.on("close", () => {  // could not resume in time: join afresh
-    status.textContent = "reconnecting…";
+    status.textContent = t("viewer_reconnecting");
     setTimeout(join, RECONNECT_MS);
   });
   if (!withAudio) session.setTts(false); // the server then synthesises nothing for us
   else document.addEventListener("click", () => session.audio?.play(), { once: true });
 }
 
+document.documentElement.lang = locale;
+status.textContent = t("viewer_connecting");
 join();

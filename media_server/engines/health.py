@@ -69,6 +69,10 @@ class ProviderHealth:
         self.healthy = True
         self._prober: asyncio.Task[None] | None = None
         ENGINE_UP.labels(kind, provider).set(1)
+        # Its counters exist from the start (at 0): a dashboard's rate() of them, and an
+        # alert on their increase, see the first error as one.
+        ENGINE_ERRORS.labels(kind, provider)
+        ENGINE_FALLBACKS.labels(kind, provider)
 
     def failed(self, reason: str) -> None:
         """A call failed: count it; take the provider out if it was in service."""

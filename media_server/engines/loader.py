@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from cache.translations import in_memory_cache
@@ -19,8 +19,10 @@ from media_server.engines.stt.calibration import Calibration
 from media_server.engines.stt.decode_scheduler import DecodeScheduler
 from media_server.engines.stt.fallback import FallbackSpeech
 from media_server.engines.stt.google import GoogleSpeech, GoogleSpeechConfig
+from media_server.engines.stt.whisper_files import check_whisper_dir
 from media_server.engines.translate.base import Translator
 from media_server.engines.translate.google import GoogleTranslator
+from media_server.engines.translate.model_dir import ModelDir, read_model_dir
 from media_server.engines.tts.base import TextToSpeech
 from media_server.engines.tts.google import GoogleTts
 from media_server.playout import RATE as PLAYOUT_RATE
@@ -61,6 +63,18 @@ def _stt_probe(provider: SpeechToText) -> Callable[[], Awaitable[None]]:
     return probe
 
 
+def check_model_dirs(settings: Settings) -> list[ModelDir]:
+    """The model directories a user gave (translation, and Whisper's when it is chosen),
+    checked in a moment, before anything loads: a broken one is a SettingsError naming
+    the file at fault."""
+    if "local" in settings.stt:
+        every, own = settings.stt_models()
+        for path in [every, *own.values()]:
+            if path:
+                check_whisper_dir(path)
+    return [read_model_dir(entry) for entry in settings.translate_models]
+
+
 async def load_engines(settings: Settings) -> Engines:
     started = time.monotonic()
     closers: list[Closer] = []
@@ -77,6 +91,7 @@ async def load_engines(settings: Settings) -> Engines:
 
 
 async def _load(settings: Settings, closers: list[Closer]) -> Engines:
+    models = check_model_dirs(settings)  # before anything slow loads
     google: GoogleClients | None = None
     if settings.uses_google():
         google = create_clients(settings, find_credentials(settings))
@@ -84,7 +99,7 @@ async def _load(settings: Settings, closers: list[Closer]) -> Engines:
     speech, scheduler, calibration = await _recognisers(settings, google, closers=closers)
     translate_deadlines = Deadlines(*settings.deadlines("translate"))
     tts_deadlines = Deadlines(*settings.deadlines("tts"))
-    translators = await _translators(settings, google, closers=closers,
+    translators = await _translators(settings, google, models=models, closers=closers,
                                      deadlines=translate_deadlines)
     # As many Piper workers as speakers the recogniser carries (finals to speak).
     voices = await _voices(settings, google, closers=closers, deadlines=tts_deadlines,
@@ -122,7 +137,8 @@ async def _recognisers(settings: Settings, google: GoogleClients | None, *, clos
     return speech, scheduler, calibration
 
 
-async def _translators(settings: Settings, google: GoogleClients | None, *, closers: list[Closer],
+async def _translators(settings: Settings, google: GoogleClients | None, *,
+                       models: Sequence[ModelDir], closers: list[Closer],
                        deadlines: Deadlines) -> list[Translator]:
     translators: list[Translator] = []
     for provider in settings.translate:
@@ -134,7 +150,8 @@ async def _translators(settings: Settings, google: GoogleClients | None, *, clos
             await translator.load_languages()
             translators.append(translator)
         else:
-            translators.extend(await load_local_translators(closers))
+            translators.extend(await load_local_translators(
+                models, threads=settings.translate_model_threads, closers=closers))
     return translators
 
 

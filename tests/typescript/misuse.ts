@@ -7,4 +7,5 @@ export async function misuse(): Promise<void> {
   session.on("no_such_event", () => undefined);
   session.setInterpretation("as it comes");
   session.setVolume("loud");
+  await connect({ locale: "fr" });
 }

@@ -176,10 +176,14 @@ export interface ConnectOptions {
   interpretation?: Interpretation;
   /** Where to play the interpreted audio. */
   audioElement?: HTMLAudioElement;
+  /** The language of the SDK's messages to the user (default: uiLocale()). */
+  locale?: UiLocale;
 }
 
 export interface Session {
   readonly server: string;
+  /** The language of the messages it gives the user. */
+  readonly locale: UiLocale;
   readonly id: string;
   readonly participantId: string;
   readonly speakerState: SpeakerState;
@@ -223,6 +227,14 @@ export interface Session {
 
 /** Join a room and start interpreting. Rejects with an InterpreterError. */
 export declare function connect(options?: ConnectOptions): Promise<Session>;
+
+/** The languages the SDK speaks to users in. */
+export type UiLocale = "en" | "vi";
+export declare const UI_LOCALES: readonly UiLocale[];
+
+/** `preferred` (a page's `?ui=`) if the SDK speaks it, else the browser's first
+ * language it speaks, else "en". */
+export declare function uiLocale(preferred?: string | null): UiLocale;
 
 /** A room token given in the page's address (`#token=…`), taken out of it. */
 export declare function takePageToken(): string | undefined;

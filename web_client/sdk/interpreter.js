@@ -25,6 +25,56 @@ const ICE_GATHER_WAIT_MS = 1000;
 // grace period (30 s by default): tries after these waits, then the session is over.
 const RESUME_WAITS_MS = [300, 1000, 2000, 3000, 5000, 5000, 5000, 5000];
 
+// What the SDK tells a user, in the languages of its user interface: its own errors,
+// and the server's errors a user most often meets (any other keeps the server's words).
+const MESSAGES = {
+  en: {
+    network: "cannot reach the server at {server}: {detail}",
+    no_microphone: "this browser cannot capture audio (is the page served over HTTPS?)",
+    microphone_denied: "the microphone could not be opened: {detail}",
+    autoplay_blocked: "the browser blocked audio playback: {detail}",
+    resume_failed: "{detail}; could not resume",
+  },
+  vi: {
+    network: "không kết nối được máy chủ {server}: {detail}",
+    no_microphone: "trình duyệt này không thu được âm thanh (trang có được phục vụ qua HTTPS không?)",
+    microphone_denied: "không mở được micrô: {detail}",
+    autoplay_blocked: "trình duyệt đã chặn phát âm thanh: {detail}",
+    resume_failed: "{detail}; không khôi phục được phiên",
+    unsupported_language: "máy chủ này không hỗ trợ ngôn ngữ đã chọn",
+    unsupported_language_pair: "máy chủ này không dịch được giữa hai ngôn ngữ đã chọn",
+    room_full: "phòng đã đầy",
+    capacity: "máy chủ đang quá tải, hãy thử lại sau ít phút",
+    too_many_sessions: "máy chủ đang có quá nhiều phiên, hãy thử lại sau",
+    rate_limited: "quá nhiều yêu cầu, hãy thử lại sau giây lát",
+    token_missing: "cần mã truy cập phòng (token)",
+    token_invalid: "mã truy cập phòng không hợp lệ",
+    token_expired: "mã truy cập phòng đã hết hạn",
+    token_wrong_room: "mã truy cập này dành cho phòng khác",
+  },
+};
+export const UI_LOCALES = Object.freeze(Object.keys(MESSAGES));
+
+/**
+ * The language of the user interface: `preferred` if the SDK speaks it (a page's
+ * `?ui=vi`), else the browser's first language it speaks, else English.
+ * @param {string} [preferred]
+ * @returns {"en" | "vi"}
+ */
+export function uiLocale(preferred) {
+  const wanted = [preferred, ...(navigator.languages || [navigator.language])];
+  for (const tag of wanted) {
+    const base = String(tag || "").toLowerCase().split("-")[0];
+    if (UI_LOCALES.includes(base)) return base;
+  }
+  return "en";
+}
+
+function say(locale, code, fallback, params = {}) {
+  const template = MESSAGES[locale]?.[code] ?? MESSAGES.en[code] ?? fallback;
+  return template.replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? ""));
+}
+
 export class InterpreterError extends Error {
   constructor(code, message, status) {
     super(message);
@@ -34,7 +84,7 @@ export class InterpreterError extends Error {
   }
 }
 
-async function api(server, method, path, body, { token, ...options } = {}) {
+async function api(server, method, path, body, { token, locale = "en", ...options } = {}) {
   const headers = body === undefined ? {} : { "Content-Type": "application/json" };
   if (token) headers.Authorization = `Bearer ${token}`; // the room token
   let response;
@@ -46,7 +96,7 @@ async function api(server, method, path, body, { token, ...options } = {}) {
       ...options,
     });
   } catch (err) {
-    throw new InterpreterError("network", `cannot reach the server at ${server}: ${err.message}`);
+    throw new InterpreterError("network", say(locale, "network", "", { server, detail: err.message }));
   }
   if (response.status === 204) return null;
   let data = null;
@@ -57,7 +107,7 @@ async function api(server, method, path, body, { token, ...options } = {}) {
   }
   if (!response.ok) {
     const error = data && data.error ? data.error : { code: "http_" + response.status, message: response.statusText };
-    throw new InterpreterError(error.code, error.message, response.status);
+    throw new InterpreterError(error.code, say(locale, error.code, error.message), response.status);
   }
   return data;
 }
@@ -77,9 +127,10 @@ function waitForIceGathering(pc, timeoutMs) {
 }
 
 class Session {
-  constructor(server, info, token) {
+  constructor(server, info, token, locale = "en") {
     this.server = server;
     this.token = token;
+    this.locale = locale; // of the messages it gives the user: "en" or "vi"
     this.id = info.session_id;
     this.participantId = info.participant_id;
     this.iceServers = info.ice_servers || [];
@@ -165,7 +216,10 @@ class Session {
     element.autoplay = true;
     element.srcObject = this.remoteStream;
     element.play().catch((err) =>
-      this._emit("error", { code: "autoplay_blocked", message: `the browser blocked audio playback: ${err.message}` }),
+      this._emit("error", {
+        code: "autoplay_blocked",
+        message: say(this.locale, "autoplay_blocked", "", { detail: err.message }),
+      }),
     );
   }
 
@@ -232,7 +286,7 @@ class Session {
     const answer = await api(this.server, "POST", `/api/sessions/${this.id}/offer`, {
       sdp: pc.localDescription.sdp,
       type: "offer",
-    }, { token: this.token });
+    }, { token: this.token, locale: this.locale });
     await pc.setRemoteDescription(answer);
     this._answered = true;
   }
@@ -260,7 +314,7 @@ class Session {
       await new Promise((resolve) => setTimeout(resolve, wait));
       if (this.closed) return;
       try {
-        const info = await api(this.server, "POST", "/api/sessions", { resume: this.id }, { token: this.token });
+        const info = await api(this.server, "POST", "/api/sessions", { resume: this.id }, { token: this.token, locale: this.locale });
         this.iceServers = info.ice_servers || this.iceServers;
         this.participants.clear(); // the server tells who is there again
         await this._negotiate(this._options);
@@ -274,12 +328,12 @@ class Session {
       }
     }
     this._resuming = false;
-    this._finish(`${reason}; could not resume`);
+    this._finish(say(this.locale, "resume_failed", "", { detail: reason }));
   }
 
   _trickle(candidates) {
     const body = { candidates: candidates.map((c) => c.toJSON()) };
-    api(this.server, "PATCH", `/api/sessions/${this.id}/ice`, body, { token: this.token }).catch((err) =>
+    api(this.server, "PATCH", `/api/sessions/${this.id}/ice`, body, { token: this.token, locale: this.locale }).catch((err) =>
       this._emit("error", { code: err.code, message: err.message }),
     );
   }
@@ -304,7 +358,9 @@ class Session {
       this._emit("state", message.state);
     } else if (message.type === "speech") this._emit("speech", message);
     else if (message.type === "engine") this._emit("engine", message);
-    else if (message.type === "error") this._emit("error", { code: message.code, message: message.message });
+    else if (message.type === "error") {
+      this._emit("error", { code: message.code, message: say(this.locale, message.code, message.message) });
+    }
   }
 
   _finish(reason) {
@@ -321,7 +377,7 @@ class Session {
   close() {
     if (this.closed) return;
     this._send({ type: "bye" });
-    api(this.server, "DELETE", `/api/sessions/${this.id}`, undefined, { keepalive: true, token: this.token }).catch(
+    api(this.server, "DELETE", `/api/sessions/${this.id}`, undefined, { keepalive: true, token: this.token, locale: this.locale }).catch(
       () => {},
     );
     this._finish("closed by client");
@@ -353,11 +409,14 @@ class Session {
  * @param {string} [options.interpretation] "simultaneous" or "consecutive" (default: the
  *                                       server's, LIVE_INTERPRETER_INTERPRETATION)
  * @param {HTMLAudioElement} [options.audioElement] where to play the interpreted audio
+ * @param {string} [options.locale]      the language of the SDK's messages to the user:
+ *                                       "en" or "vi" (default: the browser's, see uiLocale)
  */
 export async function connect(options = {}) {
   const server = (options.server || window.location.origin).replace(/\/$/, "");
   const speak = options.speak !== false;
   const sourceLang = options.sourceLang || "en";
+  const locale = uiLocale(options.locale);
   const info = await api(server, "POST", "/api/sessions", {
     room: options.room || "default",
     name: options.name || "Guest",
@@ -366,22 +425,22 @@ export async function connect(options = {}) {
     speak,
     ...(options.monitor === undefined ? {} : { monitor: Boolean(options.monitor) }),
     ...(options.interpretation ? { interpretation: String(options.interpretation) } : {}),
-  }, { token: options.token });
-  const session = new Session(server, info, options.token);
+  }, { token: options.token, locale });
+  const session = new Session(server, info, options.token, locale);
   if (options.audioElement) session.audio = options.audioElement;
   try {
     if (speak) {
       session.stream = options.stream;
       if (!session.stream) {
         if (!navigator.mediaDevices?.getUserMedia) {
-          throw new InterpreterError("no_microphone", "this browser cannot capture audio (is the page served over HTTPS?)");
+          throw new InterpreterError("no_microphone", say(locale, "no_microphone", ""));
         }
         try {
           session.stream = await navigator.mediaDevices.getUserMedia({
             audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
           });
         } catch (err) {
-          throw new InterpreterError("microphone_denied", `the microphone could not be opened: ${err.message}`);
+          throw new InterpreterError("microphone_denied", say(locale, "microphone_denied", "", { detail: err.message }));
         }
         session._ownsStream = true;
       }

@@ -42,6 +42,8 @@ PHRASES = {
     "en": ("en-us", "Good morning everyone, let's get started with the weekly review of the "
                     "numbers."),
     "es": ("es", "Buenos días a todos, empecemos con la revisión semanal de los números."),
+    "vi": ("vi", "Chào buổi sáng mọi người, chúng ta bắt đầu buổi họp hàng tuần về các "
+                 "con số."),
 }
 UTTERANCE_PERIOD_S = 4.0  # one final per this long of continuous speech (speech + pause)
 MAX_UTILISATION = 0.6
@@ -63,12 +65,13 @@ class Calibration:
 
 
 def spoken_phrase(language: str = "en") -> np.ndarray:
-    """The calibration phrase as 16 kHz float32 speech (espeak-ng, a server dependency)."""
+    """The calibration phrase as 16 kHz float32 speech (espeak-ng, a server dependency);
+    English's for a language with no phrase here (the cost is the audio's, not its words')."""
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         raise FileNotFoundError("espeak-ng is missing (apt-get install espeak-ng): it "
                                 "speaks the phrase the recogniser is calibrated on")
-    voice, phrase = PHRASES[language]
+    voice, phrase = PHRASES.get(language, PHRASES["en"])
     wav = subprocess.run([espeak, "-v", voice, "-s", "165", "--stdout", phrase],
                          check=True, capture_output=True, timeout=30).stdout
     with wave.open(BytesIO(wav)) as reader:

@@ -46,7 +46,15 @@ class WindowPolicy:
     interim_min_window_s: float = 6.0
     pad_s: float = 1.0  # silence after the audio
     # A generous cap on tokens per second of audio: it stops a runaway repetition.
+    # English costs Whisper's tokenizer about a token a word; Vietnamese 1.6 a syllable,
+    # Russian 3 a word, more where a word is misheard (espeak-ng's Vietnamese lost its
+    # last words at 7 a second), so other languages get more.
     tokens_per_second: float = 7.0
+    other_tokens_per_second: float = 15.0
+
+    def max_tokens(self, audio_s: float, language: str) -> int:
+        rate = self.tokens_per_second if language == "en" else self.other_tokens_per_second
+        return int(8 + audio_s * rate)
     no_repeat_ngram_size: int = 0
     repetition_penalty: float = 1.0
 
@@ -91,8 +99,16 @@ class WhisperRecognizer:
                  window: WindowPolicy = WindowPolicy(),
                  language_models: Mapping[str, str | Path] | None = None) -> None:
         self._default = _Model(model_dir, threads)
-        self._by_language = {lang: _Model(path, threads)
-                             for lang, path in (language_models or {}).items()}
+        self._by_language: dict[str, _Model] = {}
+        for language, path in (language_models or {}).items():
+            if language not in _LANGUAGE_CODES:
+                raise ValueError(f"Whisper does not know the language {language!r}")
+            loaded = next((m for m in self._by_language.values() if m.path == Path(path)),
+                          None) or _Model(path, threads)  # one model may serve several
+            if language != "en" and not loaded.multilingual:
+                raise ValueError(f"{path} is an English-only Whisper: it cannot serve "
+                                 f"{language!r}")
+            self._by_language[language] = loaded
         self._final_beam = final_beam_size
         self._window = window
 
@@ -101,7 +117,19 @@ class WhisperRecognizer:
             self._window.window_s(audio_s) == self._window.window_s(audio_s, final=False)
 
     def languages(self) -> frozenset[str]:
-        return frozenset(_LANGUAGE_CODES) if self._default.multilingual else frozenset({"en"})
+        default = frozenset(_LANGUAGE_CODES) if self._default.multilingual else {"en"}
+        return frozenset(default | self._by_language.keys())
+
+    def calibration_languages(self) -> list[str]:
+        """A language each model held decodes: what start-up times it in."""
+        chosen: dict[Path, str] = {}
+        for language, model in self._by_language.items():
+            chosen.setdefault(model.path, language)
+        default = next((lang for lang in ("en", "es", "vi", *sorted(_LANGUAGE_CODES))
+                        if self._model(lang) is self._default), None)
+        if default is not None:
+            chosen.setdefault(self._default.path, default)
+        return list(dict.fromkeys(chosen.values()))
 
     def model_dir(self, language: str) -> Path:
         """The model that decodes `language`."""
@@ -156,7 +184,7 @@ class WhisperRecognizer:
             ctranslate2.StorageView.from_array(features),
             prompts,
             beam_size=beam,
-            max_length=int(len(prompts[0]) + 8 + longest * self._window.tokens_per_second),
+            max_length=len(prompts[0]) + self._window.max_tokens(longest, requests[0].language),
             no_repeat_ngram_size=self._window.no_repeat_ngram_size,
             repetition_penalty=self._window.repetition_penalty,
             return_no_speech_prob=True,

