@@ -158,8 +158,9 @@ async def test_each_alert_fires_under_the_fault_it_names(
             assert asyncio.get_running_loop().time() < deadline, (firing, prometheus.log())
             await asyncio.sleep(0.25)
         for name in ("LiveInterpreterEngineDown", "LiveInterpreterEngineFallbacks"):
-            assert {"kind": "translate", "provider": "nllb-tiny"}.items() <= \
-                firing[name][0].items(), firing[name]
+            # (Providers earlier tests of this process took out may be there too.)
+            assert any(alert["kind"] == "translate" and alert["provider"] == "nllb-tiny"
+                       for alert in firing[name]), firing[name]
         assert set(firing) == expected  # and nothing else
     finally:
         await runner.cleanup()
