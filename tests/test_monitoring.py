@@ -34,6 +34,17 @@ from tests.test_google_server import served
 from tests.tiny_translation_models import many_to_many_model
 
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "live-interpreter.json"
+FIRST_TWO_S = 4.8  # JFK's first two utterances ("And so my fellow Americans, ask not")
+
+
+def _first_two(jfk48: np.ndarray) -> np.ndarray:
+    return jfk48[:int(FIRST_TWO_S * 48000)]
+
+
+def _second_final(message: dict[str, object]) -> bool:
+    end_ms = message.get("end_ms")
+    return message["type"] == "caption" and message["status"] == "final" and \
+        isinstance(end_ms, int) and end_ms > 3000
 
 
 def _promtool(*args: str) -> str:
@@ -82,14 +93,13 @@ async def test_a_fresh_server_answers_every_dashboard_query_and_its_stop_alerts(
         try:
             await prometheus.wait_for('up{job="live-interpreter"} == 1')
             client = CaptionClient(url, http)
-            try:  # JFK read in Portuguese
-                await client.start(jfk48, target_lang="pt")
-                await client.wait_for(lambda m: m["type"] == "caption" and m["status"] == "final"
-                                      and m["end_ms"] > 9000, 60)
+            try:  # JFK read (and heard) in Portuguese
+                await client.start(_first_two(jfk48), target_lang="pt")
+                await client.wait_for(_second_final, 60)
                 await client.wait_for(lambda m: m["type"] == "speech", 20)
             finally:
                 await client.close()
-            await prometheus.wait_for('live_interpreter_captions_total{status="final"} > 3')
+            await prometheus.wait_for('live_interpreter_captions_total{status="final"} > 1')
             await prometheus.wait_for("increase(live_interpreter_captions_total[1m]) > 0")
             silent = [expr for expr in _dashboard_queries() if not await prometheus.query(expr)]
             assert not silent, f"dashboard queries with no series: {silent}"
@@ -140,14 +150,13 @@ async def test_each_alert_fires_under_the_fault_it_names(
         backlog = pcm_to_float(load_pcm48(JFK, rate=16000).tobytes())
         client = CaptionClient(server.url, http)
         try:
-            await client.start(jfk48, target_lang="pt")
+            await client.start(_first_two(jfk48), target_lang="pt")
             assert engines.scheduler is not None
             # Other speakers' finals ahead of this one's: the decoder backed up.
-            for n in range(40):
+            for n in range(24):
                 engines.scheduler.submit_final(("backlog", n),
                                                DecodeRequest(backlog, "en", final=True))
-            await client.wait_for(lambda m: m["type"] == "caption" and m["status"] == "final"
-                                  and m["end_ms"] > 9000, 120)
+            await client.wait_for(_second_final, 120)
         finally:
             await client.close()
         expected = {"LiveInterpreterEngineDown", "LiveInterpreterEngineFallbacks",
