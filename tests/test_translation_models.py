@@ -22,7 +22,12 @@ from media_server.engines.translate.language_codes import ours_from_name, ours_f
 from media_server.engines.translate.model_dir import ModelDirError, read_model_dir
 from media_server.engines.translate.model_translator import ModelTranslator, decoding_bound
 from media_server.metrics import REGISTRY
-from tests.tiny_translation_models import many_to_many_model, per_pair_model
+from tests.tiny_translation_models import (
+    SPECIALS,
+    build_model,
+    many_to_many_model,
+    per_pair_model,
+)
 
 NLLB_TOKENS = ["eng_Latn", "vie_Latn", "por_Latn", "xho_Latn"]  # the last: not ours
 
@@ -73,6 +78,12 @@ def test_a_per_pair_model_takes_its_pair_from_config_name_or_setting(
         read_model_dir(f"{renamed}=en-ROMANCE")
     with pytest.raises(ModelDirError, match="not a pair of two languages"):
         read_model_dir(f"{renamed}=en-en")
+    # A multi-target model would translate into whatever it likes without its token.
+    multi = tmp_path / "opus-mt-en-ROMANCE"
+    multi.mkdir()
+    build_model(multi, [*SPECIALS, ">>fra<<", ">>por<<", "\u2581a"])
+    with pytest.raises(ModelDirError, match=">>lang<< tokens"):
+        read_model_dir(f"{multi}=en-fr")
 
 
 def test_a_many_to_many_model_serves_every_pair_of_its_languages(

@@ -28,6 +28,7 @@ VOCABULARIES = (("shared_vocabulary.json",), ("shared_vocabulary.txt",),
                 ("source_vocabulary.json", "target_vocabulary.json"),
                 ("source_vocabulary.txt", "target_vocabulary.txt"))
 MANY_TO_MANY_TOKENIZERS = ("sentencepiece.bpe.model", "sentencepiece.model", "spm.model")
+TARGET_TOKEN = re.compile(r">>[a-z]{2,3}(?:_[A-Za-z]+)?<<")
 PAIR_IN_NAME = re.compile(r"(?:^|[-_.])([a-z]{2,3}(?:_[A-Z]{2})?)-([a-z]{2,3}(?:_[A-Z]{2})?)$")
 
 
@@ -152,6 +153,10 @@ def read_model_dir(entry: str) -> ModelDir:
         _readable(tokenizer)
         return ModelDir(directory, "many_to_many", tokenizer, tokenizer, tokens,
                         all_language_tokens=every_token, eos_token=eos, add_source_eos=add_eos)
+    if any(TARGET_TOKEN.fullmatch(token) for token in vocabulary):
+        raise ModelDirError(f"translation model {directory} chooses its target with >>lang<< "
+                            "tokens (a multi-target OPUS-MT model): not supported yet; use a "
+                            "model per pair or a many-to-many one")
     pair = _pair_of(directory, given or None)
     if pair[0] == pair[1]:
         raise ModelDirError(f"translation model {directory}: {pair[0]} -> {pair[1]} is not a "
