@@ -27,6 +27,7 @@ from signaling.app import create_app
 from signaling.state import RUNTIME
 from tests.google_fake import FakeGoogle
 from tests.rtc_client import CaptionClient, load_pcm48
+from tests.services import PrivatePostgres, PrivateRedis
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 JFK = FIXTURES / "jfk.flac"
@@ -186,4 +187,19 @@ async def client(server: Server, http: aiohttp.ClientSession) -> AsyncIterator[C
     await c.close()
 
 
+# Private PostgreSQL and Redis servers on spare loopback ports, for the fault tests
+# that stop and start them under a live session.
+@pytest.fixture
+async def private_postgres() -> AsyncIterator[PrivatePostgres]:
+    server = PrivatePostgres()
+    await server.create()
+    yield server
+    await server.destroy()
 
+
+@pytest.fixture
+async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path / "redis")
+    await server.start()
+    yield server
+    await server.stop()

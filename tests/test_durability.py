@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 import numpy as np
-import pytest
 
 from media_server.engines.loader import Engines
 from media_server.metrics import REGISTRY
@@ -35,22 +33,6 @@ def bursts(jfk48: np.ndarray, count: int, *, speech_s: float = 0.45, gap_s: floa
     gap = np.zeros(int(gap_s * RATE), dtype=np.int16)
     chosen = [windows[n % len(windows)] for n in range(count)]
     return np.concatenate([part for window in chosen for part in (window, gap)])
-
-
-@pytest.fixture
-async def private_postgres() -> AsyncIterator[PrivatePostgres]:
-    server = PrivatePostgres()
-    await server.create()
-    yield server
-    await server.destroy()
-
-
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "redis")
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_fifty_finals_are_kept_once_through_database_and_redis_outages(

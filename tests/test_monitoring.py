@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
 import numpy as np
-import pytest
 
 from media_server.audio import pcm_to_float
 from media_server.engines.catalog import EngineCatalog
@@ -64,22 +62,6 @@ def _dashboard_queries() -> list[str]:
     dashboard = json.loads(DASHBOARD.read_text())
     return [target["expr"] for panel in dashboard["panels"]
             for target in panel.get("targets", [])]
-
-
-@pytest.fixture
-async def private_postgres() -> AsyncIterator[PrivatePostgres]:
-    server = PrivatePostgres()
-    await server.create()
-    yield server
-    await server.destroy()
-
-
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "redis")
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_a_fresh_server_answers_every_dashboard_query_and_its_stop_alerts(
