@@ -21,6 +21,7 @@ from collections.abc import Callable
 from difflib import SequenceMatcher
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from media_server.words import words
 
@@ -110,24 +111,23 @@ class EchoGuard:
 
     def _best_fit(self, mic_t: np.ndarray, mic_rms: np.ndarray, delays: np.ndarray) -> float:
         """The mic envelope's best correlation with the playout's shifted by one of
-        `delays` (kept in `last_correlation`, the delay in `last_delay_s`)."""
-        mic_level = _smooth(np.log(mic_rms + _FLOOR))
-        played_t = np.array([t for t, _ in self._played])
-        played_rms = np.array([rms for _, rms in self._played])
-        best = -1.0
-        for delay in delays:
-            index = np.searchsorted(played_t, mic_t - delay) - 1
-            valid = index >= 0
-            expected = np.where(valid, played_rms[np.clip(index, 0, None)], 0.0)
-            if np.mean(expected > 0.005) < MIN_PLAYING:
-                continue
-            level = _smooth(np.log(expected + _FLOOR))
-            if np.std(level) == 0 or np.std(mic_level) == 0:
-                continue
-            correlation = float(np.corrcoef(mic_level, level)[0, 1])
-            if correlation > best:
-                best, self.last_delay_s = correlation, float(delay)
-        self.last_correlation = best
+        `delays` (kept in `last_correlation`, the delay in `last_delay_s`). All delays
+        at once, one row each: this runs for every recognised stretch of every mic."""
+        mic_level = _centred(_smooth(np.log(mic_rms + _FLOOR)))
+        played_t = np.fromiter((t for t, _ in self._played), float, len(self._played))
+        played_rms = np.fromiter((rms for _, rms in self._played), float, len(self._played))
+        index = np.searchsorted(played_t, mic_t[np.newaxis, :] - delays[:, np.newaxis]) - 1
+        expected = np.where(index >= 0, played_rms[np.clip(index, 0, None)], 0.0)
+        level = _centred(_smooth(np.log(expected + _FLOOR)))
+        spread = np.sqrt((level * level).sum(axis=1) * (mic_level * mic_level).sum())
+        usable = (np.mean(expected > 0.005, axis=1) >= MIN_PLAYING) & (spread > 0)
+        self.last_correlation = best = -1.0
+        if usable.any():
+            correlation = np.full(len(delays), -np.inf)
+            correlation[usable] = (level[usable] @ mic_level) / spread[usable]
+            row = int(np.argmax(correlation))
+            best, self.last_delay_s = float(correlation[row]), float(delays[row])
+            self.last_correlation = best
         return best
 
     def _repeats_a_clip(self, text: str, start: float, end: float) -> bool:
@@ -153,11 +153,19 @@ class EchoGuard:
 
 
 def _smooth(levels: np.ndarray) -> np.ndarray:
-    """A 100 ms moving average: jitter and a sender catching up after a stall shift the
-    echo by a few frames."""
-    return np.convolve(levels, np.ones(SMOOTH_FRAMES) / SMOOTH_FRAMES, mode="same")
+    """A 100 ms moving average along the last axis (zeros beyond the ends): jitter and
+    a sender catching up after a stall shift the echo by a few frames."""
+    half = SMOOTH_FRAMES // 2
+    padded = np.pad(levels, [(0, 0)] * (levels.ndim - 1) + [(half, half)])
+    smoothed: np.ndarray = sliding_window_view(padded, SMOOTH_FRAMES, axis=-1).mean(axis=-1)
+    return smoothed
+
+
+def _centred(levels: np.ndarray) -> np.ndarray:
+    centred: np.ndarray = levels - levels.mean(axis=-1, keepdims=True)
+    return centred
 
 
 def _rms(pcm: bytes) -> float:
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-    return float(np.sqrt(np.mean(samples * samples))) if len(samples) else 0.0
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    return float(np.sqrt(samples @ samples / len(samples))) / 32768.0 if len(samples) else 0.0

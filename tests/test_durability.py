@@ -48,7 +48,7 @@ async def test_fifty_finals_are_kept_once_through_database_and_redis_outages(
     assert archive is not None
     client = CaptionClient(server.url, http)
     try:
-        await client.start(bursts(jfk48, 60), room="ledger", target_lang="pt")
+        await client.start(bursts(jfk48, 56, gap_s=0.45), room="ledger", target_lang="pt")
 
         async def finals(count: int) -> None:
             deadline = time.monotonic() + 60
@@ -74,11 +74,15 @@ async def test_fifty_finals_are_kept_once_through_database_and_redis_outages(
         await private_redis.start()
 
         assert client.track is not None
+
+        def over() -> bool:  # all said, and recognition idle: the last final is out
+            states = [m["state"] for m in client.of_type("speaker_state")]
+            return client.track is not None and client.track.finished and states[-1:] == ["idle"]
+
         deadline = time.monotonic() + 90
-        while not client.track.finished:
+        while not over():
             assert time.monotonic() < deadline
             await asyncio.sleep(0.2)
-        await asyncio.sleep(1.5)  # the last utterance's final
         said = {m["utterance_id"]: m for m in client.finals()}
         assert len(said) == len(client.finals()) >= 50
         assert await archive.writer.drain(20), f"{archive.writer.pending} never written"

@@ -18,8 +18,14 @@ class Clock:
         return self.now
 
 
-def _frame(level: float, rng: np.random.Generator) -> bytes:
-    return (rng.normal(0, level * 32767, FRAME)).clip(-32768, 32767).astype("<i2").tobytes()
+def _noise(count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` pairs of unit-noise frames (played, heard): drawn at once, they are the
+    very numbers one `rng.normal` call per frame, in that order, would give."""
+    return rng.standard_normal((count, 2, FRAME))
+
+
+def _frame(level: float, noise: np.ndarray) -> bytes:
+    return (noise * (level * 32767)).clip(-32768, 32767).astype("<i2").tobytes()
 
 
 def _syllables(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -43,9 +49,11 @@ def _run(monkeypatch: pytest.MonkeyPatch, mic_mix: float, *, text: str, seed: in
     if learned:  # an earlier clip came back alone: the guard knows the echo path
         earlier_clip = _syllables(100, rng)
         guard.clip_started(2.0, "Earlier.")
+        noise = _noise(110, rng)
         for i in range(110):
-            guard.played(_frame(earlier_clip[i] if i < 100 else 0.0, rng))
-            guard.heard(i * 20 - 5000, _frame(earlier_clip[i - 10] if i >= 10 else 0.001, rng))
+            guard.played(_frame(earlier_clip[i] if i < 100 else 0.0, noise[i, 0]))
+            guard.heard(i * 20 - 5000,
+                        _frame(earlier_clip[i - 10] if i >= 10 else 0.001, noise[i, 1]))
             clock.now += 0.02
         assert guard.is_echo(-4800, -2800) and guard.last_delay_s == pytest.approx(0.2, abs=0.03)
         clock.now += 0.5
@@ -55,11 +63,12 @@ def _run(monkeypatch: pytest.MonkeyPatch, mic_mix: float, *, text: str, seed: in
     played = _syllables(150, rng)
     other = _syllables(150, rng)
     guard.clip_started(3.0, clip_text)
+    noise = _noise(160, rng)
     for i in range(160):
-        guard.played(_frame(played[i] if i < 150 else 0.0, rng))
+        guard.played(_frame(played[i] if i < 150 else 0.0, noise[i, 0]))
         echo = played[i - 10] if 10 <= i < 160 else 0.001
         level = (1 - mic_mix) * echo + mic_mix * other[i % 150]
-        guard.heard(i * 20, _frame(level, rng))
+        guard.heard(i * 20, _frame(level, noise[i, 1]))
         clock.now += 0.02
     return guard.is_echo(*judged, text)
 

@@ -164,6 +164,18 @@ def test_local_agreement_keeps_agreed_words_stable() -> None:
     assert text[:stable] == "And so my fellow Americans"
 
 
+def test_a_word_is_confirmed_as_spelled_with_words_after_it() -> None:
+    agreement = LocalAgreement()
+    agreement.update("Our team has spent the last six months.")
+    # The speaker paused: a second pass agrees with the whole of the first, full stop
+    # included, but a clip's end is no sentence's end.
+    text, stable = agreement.update("Our team has spent the last six months.")
+    assert text[:stable] == "Our team has spent the last six"
+    text, stable = agreement.update("Our team has spent the last six months building a system.")
+    assert text[:stable] == "Our team has spent the last six months"
+    assert text == "Our team has spent the last six months building a system."
+
+
 def test_an_utterance_cut_off_is_closed_with_an_empty_final() -> None:
     builder = CaptionBuilder("p1", "Ana", lang="en", offset_ms=5000)
     revisions = CaptionRevisions()

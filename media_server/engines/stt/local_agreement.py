@@ -4,6 +4,12 @@ Each interim pass re-decodes the whole growing utterance, and Whisper may change
 its mind about the last words. The longest common prefix of two consecutive
 hypotheses is confirmed and never taken back (for interims; the final decides),
 so the stable part of an interim never flickers.
+
+A word is confirmed as spelled in a hypothesis that goes on past it: Whisper ends
+every clip as a sentence ("...listens to people."), and two passes over the same
+speech (the speaker pausing for breath) agree on that full stop too; confirmed, it
+would stay in the interim mid-sentence, cut a simultaneous chunk there and make
+its translation a sentence ("... as pessoas. Falando ...").
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ class LocalAgreement:
             if word_key(a) != word_key(b):
                 break
             agreed += 1
+        agreed = min(agreed, len(words) - 1)  # this hypothesis' last word: see above
         if agreed > len(self._confirmed):
             # Append only: a word once confirmed keeps its shown spelling.
             self._confirmed += words[len(self._confirmed):agreed]
