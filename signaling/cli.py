@@ -147,7 +147,8 @@ def _languages(settings: Settings, as_json: bool) -> int:
               for lang, v in described["voices"].items()] or ["  none"]
     if "capacity" in described:
         measured = described["capacity"]
-        lines += ["", f"capacity: {measured['speakers']} speakers at once, interims every "
+        speakers = f"{measured['speakers']} speaker" + ("" if measured["speakers"] == 1 else "s")
+        lines += ["", f"capacity: {speakers} at once, interims every "
                   f"{measured['interim_interval_ms']} ms (a final pass of a "
                   f"{measured['phrase_s']} s phrase: {measured['final_pass_s']} s)"]
     sys.stdout.write("\n".join(lines) + "\n")
