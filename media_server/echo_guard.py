@@ -121,13 +121,13 @@ class EchoGuard:
         level = _centred(_smooth(np.log(expected + _FLOOR)))
         spread = np.sqrt((level * level).sum(axis=1) * (mic_level * mic_level).sum())
         usable = (np.mean(expected > 0.005, axis=1) >= MIN_PLAYING) & (spread > 0)
-        self.last_correlation = best = -1.0
+        best = -1.0
         if usable.any():
             correlation = np.full(len(delays), -np.inf)
             correlation[usable] = (level[usable] @ mic_level) / spread[usable]
             row = int(np.argmax(correlation))
             best, self.last_delay_s = float(correlation[row]), float(delays[row])
-            self.last_correlation = best
+        self.last_correlation = best
         return best
 
     def _repeats_a_clip(self, text: str, start: float, end: float) -> bool:

@@ -191,6 +191,12 @@ class CaptionClient:
         """Finals with words (an empty final only closes an interim)."""
         return [m for m in self.captions("final") if m["text"]]
 
+    def said_all(self) -> bool:
+        """All of its audio has gone out and its recognition is idle: its last final
+        is out."""
+        states = [m["state"] for m in self.of_type("speaker_state")]
+        return self.track is not None and self.track.finished and states[-1:] == ["idle"]
+
     def loud_share(self, start: float, end: float, level: float = 0.01) -> float:
         """The share of return-track frames louder than `level` between two times."""
         frames = [rms for t, rms in self.return_audio if start <= t < end]

@@ -73,14 +73,8 @@ async def test_fifty_finals_are_kept_once_through_database_and_redis_outages(
         assert REGISTRY.get_sample_value("live_interpreter_cache_backend_up") == 0
         await private_redis.start()
 
-        assert client.track is not None
-
-        def over() -> bool:  # all said, and recognition idle: the last final is out
-            states = [m["state"] for m in client.of_type("speaker_state")]
-            return client.track is not None and client.track.finished and states[-1:] == ["idle"]
-
         deadline = time.monotonic() + 90
-        while not over():
+        while not client.said_all():
             assert time.monotonic() < deadline
             await asyncio.sleep(0.2)
         said = {m["utterance_id"]: m for m in client.finals()}

@@ -73,11 +73,9 @@ async def until_spoken(speaker: CaptionClient, listener: CaptionClient,
     deadline = time.monotonic() + within
 
     def done() -> bool:
-        speaker_states = [m["state"] for m in speaker.of_type("speaker_state")]
         playout = [m["state"] for m in listener.of_type("playout_state")]
         finals = [f for f in listener.finals() if f.get("translation")]
-        return (speaker.track is not None and speaker.track.finished
-                and speaker_states[-1:] == ["idle"] and playout[-1:] == ["idle"]
+        return (speaker.said_all() and playout[-1:] == ["idle"]
                 and bool(finals)
                 and all(coverage(spoken_text(listener, f["utterance_id"], "source"),
                                  f["text"]) >= 0.9 for f in finals))
