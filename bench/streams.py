@@ -10,7 +10,12 @@ Part 2, recognition: N speakers' audio is pushed in real time into real Whisper
 streams in one process; for each N, how long after the end of speech the finals come
 and how busy the decode worker is. A speaker count is sustained while p95 <= 1.5 s.
 
+Part 3, idle participants (`--idle`): N speakers in one room of a real server (the
+local engines) who say nothing, each with its return track: what a participant costs
+while nobody speaks.
+
     .venv/bin/python bench/streams.py [--streams 1,5,10,20] [--speakers 1,2,3,4,6,8]
+                                      [--idle 1,4,8]
 """
 
 from __future__ import annotations
@@ -115,6 +120,27 @@ async def media_path(counts: list[int]) -> None:
           " costs no more than aiortc's own receiving; clients = the sending process's CPU")
 
 
+async def idle_participants(counts: list[int]) -> None:
+    print("\nPart 3: server CPU (% of one core) with N speakers in a room saying nothing")
+    print(f"{'speakers':>8} {'server CPU':>11} {'per speaker':>12}")
+    url = f"http://127.0.0.1:{PORT}"
+    silence = np.zeros(int((WARMUP_S + MEASURE_S + 5) * 48000), dtype=np.int16)
+    for n in counts:
+        with server_process(PORT) as proc:
+            await wait_ready(url)
+            async with aiohttp.ClientSession() as http:
+                clients = [CaptionClient(url, http) for _ in range(n)]
+                for number, client in enumerate(clients):
+                    await client.start(silence, room="quiet", name=f"p{number}",
+                                       target_lang="pt")
+                await asyncio.sleep(WARMUP_S)
+                before = cpu_seconds(proc.pid)
+                await asyncio.sleep(MEASURE_S)
+                server_cpu = (cpu_seconds(proc.pid) - before) / MEASURE_S * 100
+                await asyncio.gather(*(c.close() for c in clients))
+        print(f"{n:>8} {server_cpu:>10.1f}% {server_cpu / n:>11.1f}%")
+
+
 async def recognition(counts: list[int]) -> None:
     settings = Settings.load()
     engines = await load_engines(settings)
@@ -170,6 +196,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--streams", default="1,5,10,20")
     parser.add_argument("--speakers", default="1,2,3,4,6,8")
+    parser.add_argument("--idle", default="", help="idle speakers in a room, e.g. 1,4,8")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -179,6 +206,8 @@ def main() -> None:
         asyncio.run(media_path([int(n) for n in args.streams.split(",")]))
     if args.speakers:
         asyncio.run(recognition([int(n) for n in args.speakers.split(",")]))
+    if args.idle:
+        asyncio.run(idle_participants([int(n) for n in args.idle.split(",")]))
 
 
 if __name__ == "__main__":

@@ -1,25 +1,28 @@
-"""Admission control for speakers: refuse a new speaker rather than slow everyone down.
+"""Admission: a new call is refused when the recogniser is full; a speaker never is.
 
-Each speaker costs decode time; past what the machine sustains, latency for
-every speaker would grow without bound. A speaker takes a slot with its offer (a
-session that never offers holds none) for the rest of the session; none is given
-past `capacity`, nor while finals already wait on the local decoder (when Whisper is
-loaded) longer than `max_final_wait_s`. `check` says at creation whether one would be.
+Everyone in a call may speak. A speaker costs recognition only while its voice is
+heard (people take turns), so joining as one is bounded by sessions and room size,
+and by `MAX_SPEAKERS` only where an operator sets that cap (`SpeakerSlots`; a slot is
+taken with the offer, a session that never offers holds none). What the recogniser
+bounds is calls (`NewRooms`): a new room is refused while the voices heard at once
+across the rooms (each room's p95 over the last minutes) already fill the voices the
+local recogniser carries, or while its finals already wait longer than
+`max_final_wait_s`. Overload inside admitted calls thins interims instead
+(`engines/stt/pacing.py`).
 """
 
 from __future__ import annotations
 
 from media_server.engines.stt.decode_scheduler import DecodeScheduler
 from media_server.errors import Unavailable
+from media_server.room import Rooms
 
 
 class SpeakerSlots:
-    def __init__(
-        self, capacity: int, scheduler: DecodeScheduler | None, max_final_wait_s: float = 1.0
-    ) -> None:
-        self.capacity = capacity
-        self._scheduler = scheduler
-        self._max_wait = max_final_wait_s
+    """The operator's cap on speaking sessions; 0: none."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
         self._holders: set[str] = set()
 
     @property
@@ -33,16 +36,38 @@ class SpeakerSlots:
 
     def check(self) -> None:
         """Raise if a slot could not be had now."""
-        if len(self._holders) >= self.capacity:
+        if self.cap and len(self._holders) >= self.cap:
             raise Unavailable(
                 "stt_capacity",
-                f"speech recognition is at capacity ({self.capacity} "
-                f"speaker{'' if self.capacity == 1 else 's'}); try again later",
-            )
-        if self._scheduler is not None and self._scheduler.final_backlog_s > self._max_wait:
-            raise Unavailable(
-                "stt_overloaded", "speech recognition is running behind; try again later"
-            )
+                f"this server takes at most {self.cap} speaker"
+                f"{'' if self.cap == 1 else 's'} at once (MAX_SPEAKERS); try again later")
 
     def release(self, session_id: str) -> None:
         self._holders.discard(session_id)
+
+
+class NewRooms:
+    """Whether the local recogniser has room for another call (a cloud recogniser costs
+    this machine nothing per voice: no scheduler, no bound)."""
+
+    def __init__(self, rooms: Rooms, scheduler: DecodeScheduler | None,
+                 max_final_wait_s: float = 1.0) -> None:
+        self._rooms = rooms
+        self._scheduler = scheduler
+        self._max_wait = max_final_wait_s
+
+    def check(self) -> None:
+        """Raise if a new room could not be opened now."""
+        scheduler = self._scheduler
+        if scheduler is None or scheduler.capacity is None:
+            return
+        heard = self._rooms.voices_heard()
+        carried = scheduler.capacity.voices
+        if heard >= carried:
+            raise Unavailable(
+                "stt_capacity",
+                f"speech recognition is busy with other calls ({heard} of the {carried} "
+                f"voice{'' if carried == 1 else 's'} at once it carries); try again later")
+        if scheduler.final_backlog_s > self._max_wait:
+            raise Unavailable(
+                "stt_overloaded", "speech recognition is running behind; try again later")

@@ -135,10 +135,23 @@ ACTIVE_ROOMS = Gauge("live_interpreter_active_rooms", "Rooms with someone in the
                      registry=REGISTRY)
 ACTIVE_SESSIONS = Gauge("live_interpreter_active_sessions", "Sessions open on this process.",
                         registry=REGISTRY)
-STT_CAPACITY = Gauge(
-    "live_interpreter_stt_capacity_speakers",
-    "Speakers admitted at once: MAX_SPEAKERS, or (auto) as the recogniser's calibration "
-    "at start found this machine carries.", registry=REGISTRY)
+STT_CAPACITY_VOICES = Gauge(
+    "live_interpreter_stt_capacity_voices",
+    "Voices at once (participants whose speech is heard) the local recogniser carries at "
+    "full quality: calibrated at start, re-estimated from the passes it makes.",
+    registry=REGISTRY)
+STT_VOICES_SPEAKING = Gauge(
+    "live_interpreter_stt_voices_speaking",
+    "Streams whose speech the local recogniser is hearing now.", registry=REGISTRY)
+ROOM_VOICES = Gauge(
+    "live_interpreter_room_voices_p95",
+    "Voices heard at once across the rooms (each room's p95 over the last minutes, "
+    "added up): a new room is refused once this fills the capacity.", registry=REGISTRY)
+INTERIMS_SKIPPED = Counter(
+    "live_interpreter_stt_interims_skipped_total",
+    "Interim passes not made: superseded by a newer one or the final while waiting, or "
+    "left out while more voices spoke than the recogniser carries (thinned, paused).",
+    ["reason"], registry=REGISTRY)
 STT_CALIBRATION = Gauge(
     "live_interpreter_stt_calibration_seconds",
     "The local recogniser's passes on the calibration phrase at start: a final, and an "
@@ -214,5 +227,7 @@ for _status in ("interim", "final"):
     TRANSLATIONS.labels(_status)
 for _part in ("chunk", "rest"):
     SPEECH_CHUNKS.labels(_part)
+for _reason in ("superseded", "thinned", "paused"):
+    INTERIMS_SKIPPED.labels(_reason)
 for _result in ("hit", "miss"):
     TRANSLATION_CACHE.labels(_result)

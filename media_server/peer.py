@@ -38,6 +38,7 @@ from media_server.participant import Participant
 from media_server.pipeline import SpeakerPipeline
 from media_server.protocol import CHANNEL_LABEL
 from media_server.remote_candidates import MAX_CANDIDATES, RemoteCandidates
+from media_server.return_track import EncodedReturnTrack
 from media_server.room import Room
 from media_server.speaker_chain import SpeakerChain, speaker_chain
 from media_server.tasks import cancel_and_wait
@@ -154,7 +155,8 @@ class Peer:
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             if "m=audio" in sdp:
-                self.pc.addTrack(self.participant.playout)  # the return track, before the answer
+                # The return track, before the answer; encoded here (silence for free).
+                self.pc.addTrack(EncodedReturnTrack(self.participant.playout))
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except Exception as exc:
             # aiortc raises many kinds of errors on bad SDP. Start over with a fresh

@@ -1,6 +1,8 @@
 """One speaker's pipeline: received frames -> 16 kHz PCM -> speech stream -> captions,
 handed to the interpreter. The speaker is told what their recognition is doing
-(`speaker_state`) and when it fails or falls behind."""
+(`speaker_state`), when its interims thin out or pause while more people speak at once
+than the recogniser carries (`recognition`), and when it fails or falls behind. The
+room counts the speaker's voice while an utterance is open."""
 
 from __future__ import annotations
 
@@ -15,16 +17,33 @@ import av
 from media_server.audio import PcmResampler, samples_to_ms
 from media_server.captions import CaptionBuilder
 from media_server.echo_guard import EchoGuard
-from media_server.engines.stt.base import SpeechEventKind, SpeechStream, SpeechStreamFailed
+from media_server.engines.stt.base import (
+    InterimPace,
+    SpeechEventKind,
+    SpeechStream,
+    SpeechStreamFailed,
+)
 from media_server.log import utterance_id_var
 from media_server.metrics import CAPTIONS, RECOGNITION_LAG
-from media_server.protocol import CaptionMessage, ErrorMessage, ServerMessage, SpeakerState
+from media_server.protocol import (
+    CaptionMessage,
+    ErrorMessage,
+    RecognitionMessage,
+    RecognitionState,
+    ServerMessage,
+    SpeakerState,
+)
+from media_server.voice_meter import Voice
 
 log = logging.getLogger(__name__)
 
-# A final this far behind the audio means recognition cannot keep up.
+# Finals this far behind the audio, two in a row, mean recognition cannot keep up (one
+# alone is a moment of several voices at once, which interims thinning absorbs).
 BEHIND_MS = 3000
+BEHIND_IN_A_ROW = 2
 BEHIND_WARNING_INTERVAL_S = 30.0
+RECOGNITION_STATES: dict[InterimPace, RecognitionState] = {
+    InterimPace.LIVE: "live", InterimPace.THINNED: "thinned", InterimPace.PAUSED: "paused"}
 
 
 class CaptionSink(Protocol):
@@ -43,8 +62,10 @@ class Speaker(Protocol):
 
 class SpeakerPipeline:
     def __init__(self, stream: SpeechStream, captions: CaptionBuilder, *, sink: CaptionSink,
-                 speaker: Speaker, echo_guard: EchoGuard, clock_ms: Callable[[], int]) -> None:
+                 speaker: Speaker, echo_guard: EchoGuard, clock_ms: Callable[[], int],
+                 voice: Voice) -> None:
         self._stream = stream
+        self._voice = voice  # the room's count of who speaks at once
         self._captions = captions
         self._sink = sink
         self._speaker = speaker
@@ -53,6 +74,7 @@ class SpeakerPipeline:
         self._resampler = PcmResampler()
         self._samples_in = 0
         self._last_behind_warning = 0.0
+        self._behind_in_a_row = 0
 
     @property
     def audio_ms(self) -> int:
@@ -83,15 +105,24 @@ class SpeakerPipeline:
             log.error("speech recognition failed", extra={"error": str(exc)})
             self._speaker.send(ErrorMessage("stt_failed",
                                             "speech recognition failed; captions have stopped"))
+        finally:
+            self._voice.speaking(False)
 
     async def _follow(self) -> None:
         guard = self._echo_guard
         async for event in self._stream:
             if event.kind is SpeechEventKind.START:
+                self._voice.speaking(True)
                 self._speaker.speaker_state("listening")
+                continue
+            if event.kind is SpeechEventKind.PACE:
+                if event.pace is not None:
+                    self._speaker.send(RecognitionMessage(RECOGNITION_STATES[event.pace]))
                 continue
             if event.kind is SpeechEventKind.END:
                 break
+            if event.kind is SpeechEventKind.FINAL:
+                self._voice.speaking(False)
             if event.text and guard.is_echo(event.start_ms, event.end_ms, event.text):
                 log.info("our own speech heard back; not captioned (correlation %.2f at %.2f s)",
                          guard.last_correlation or 0, guard.last_delay_s or 0,
@@ -121,7 +152,9 @@ class SpeakerPipeline:
 
     def _warn_if_behind(self, lag_ms: int) -> None:
         now = time.monotonic()
-        if lag_ms > BEHIND_MS and now - self._last_behind_warning > BEHIND_WARNING_INTERVAL_S:
+        self._behind_in_a_row = self._behind_in_a_row + 1 if lag_ms > BEHIND_MS else 0
+        if self._behind_in_a_row >= BEHIND_IN_A_ROW \
+                and now - self._last_behind_warning > BEHIND_WARNING_INTERVAL_S:
             self._last_behind_warning = now
             log.warning("recognition is behind", extra={"lag_ms": lag_ms})
             self._speaker.send(ErrorMessage(

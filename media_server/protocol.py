@@ -15,6 +15,9 @@ CHANNEL_LABEL = "captions"
 
 SpeakerState = Literal["idle", "listening", "translating"]  # my words, being recognised
 PlayoutState = Literal["idle", "speaking"]  # what I hear: a clip playing on my return track
+# How often my interims come: as usual, or thinned / paused while more people speak at
+# once than the recogniser carries (my finals always come).
+RecognitionState = Literal["live", "thinned", "paused"]
 # How a listener hears spoken translation: chunk by chunk while the speaker goes on,
 # or each sentence once it is finished.
 Interpretation = Literal["simultaneous", "consecutive"]
@@ -70,6 +73,16 @@ class PlayoutStateMessage(_Wire):
 
     state: PlayoutState
     type: Literal["playout_state"] = field(default="playout_state", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RecognitionMessage(_Wire):
+    """My interims changed pace: thinned or paused while more people speak at once than
+    the server's recogniser carries at full quality, live again once it does. Finals
+    are never held back. Sent on every change; a session starts `live`."""
+
+    state: RecognitionState
+    type: Literal["recognition"] = field(default="recognition", init=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +161,8 @@ class PongMessage(_Wire):
 
 
 ServerMessage = (CaptionMessage | SpeakerStateMessage | PlayoutStateMessage | StateMessage
-                 | ErrorMessage | SpeechMessage | EngineMessage | ParticipantMessage
-                 | PongMessage)
+                 | RecognitionMessage | ErrorMessage | SpeechMessage | EngineMessage
+                 | ParticipantMessage | PongMessage)
 
 
 # -- client -> server -------------------------------------------------------------

@@ -13,12 +13,12 @@ from aiortc import RTCConfiguration, RTCIceServer
 
 from cache.memory import MemoryKeyValue
 from history.records import Archiver, SessionRecord, keep_nothing
-from media_server.admission import SpeakerSlots
+from media_server.admission import NewRooms, SpeakerSlots
 from media_server.engines.catalog import EngineCatalog
 from media_server.engines.health import HealthChange
 from media_server.engines.loader import Engines
 from media_server.errors import BadRequest, Conflict, NotFound, Unavailable
-from media_server.metrics import ACTIVE_ROOMS, ACTIVE_SESSIONS, ACTIVE_SPEAKERS, STT_CAPACITY
+from media_server.metrics import ACTIVE_ROOMS, ACTIVE_SESSIONS, ACTIVE_SPEAKERS, ROOM_VOICES
 from media_server.participant import Participant, SessionInfo
 from media_server.peer import Peer, PeerConfig
 from media_server.protocol import (
@@ -54,10 +54,11 @@ class SessionRegistry:
         self._peers: dict[str, Session] = {}
         self._empty = asyncio.Event()  # set while no session is open
         self._empty.set()
-        self.speakers = SpeakerSlots(_speaker_capacity(settings, engines), engines.scheduler)
-        STT_CAPACITY.set(self.speakers.capacity)
+        self.speakers = SpeakerSlots(settings.max_speakers)  # the operator's cap, if any
         self.rooms = Rooms(engines.catalog, settings.max_room_participants, archive=archive,
                            publish=publish)
+        self.new_rooms = NewRooms(self.rooms, engines.scheduler)
+        ROOM_VOICES.set_function(self.rooms.voices_heard)  # read as /metrics is scraped
         self._limits = PeerConfig(
             idle_timeout_s=settings.peer_idle_timeout_s,
             connect_timeout_s=settings.offer_timeout_s,
@@ -92,6 +93,8 @@ class SessionRegistry:
         if len(self._peers) >= self._settings.max_sessions:
             raise Unavailable("too_many_sessions", "the server has no room for another session")
         joining = self.rooms.admit(room)
+        if not len(joining):
+            self.new_rooms.check()  # a new call, if the recogniser has room for it
         if speak:
             self.speakers.check()  # the slot itself is taken with the offer
         if resumed is not None and resumed.session.meeting:
@@ -177,7 +180,7 @@ class SessionRegistry:
             raise
 
     def _take_slot(self, peer: Session) -> None:
-        """As a speaker's offer arrives: its recognition slot, or 503."""
+        """As a speaker's offer arrives: its slot under `MAX_SPEAKERS`, or 503."""
         if peer.info.speak:
             self.speakers.acquire(peer.info.id)
             self._count()
@@ -262,14 +265,6 @@ def _interpretation(mode: str) -> Interpretation:
         return interpretation(mode)
     except ProtocolError as exc:
         raise BadRequest(exc.code, exc.message) from exc
-
-
-def _speaker_capacity(settings: Settings, engines: Engines) -> int:
-    """MAX_SPEAKERS; `auto`: what the local recogniser's calibration found this machine
-    carries (a cloud recogniser alone costs this machine nothing per speaker)."""
-    if settings.max_speakers:
-        return settings.max_speakers
-    return engines.calibration.speakers if engines.calibration else settings.max_sessions
 
 
 def _participant_id(room: Room) -> str:

@@ -21,6 +21,7 @@ from media_server.errors import Conflict, NotFound
 from media_server.participant import Participant
 from media_server.protocol import CaptionMessage, ParticipantMessage, ServerMessage
 from media_server.speech_output import SpeechOutput
+from media_server.voice_meter import VoiceMeter
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Room:
         self._publish = publish
         self._participants: dict[str, Participant] = {}
         self.speech = SpeechOutput(catalog, self.participants)
+        self.voices = VoiceMeter()  # how many of its participants speak at once
         self._t0: float | None = None
         # Each time a room opens it is a new meeting: its transcript is its own, and a
         # token may be limited to reading it.
@@ -154,6 +156,10 @@ class Rooms:
 
     def names(self) -> list[str]:
         return list(self._rooms)
+
+    def voices_heard(self) -> int:
+        """Voices at once across the rooms: each room's p95 over the last minutes."""
+        return sum(room.voices.p95() for room in self._rooms.values())
 
     def get(self, name: str) -> Room:
         room = self._rooms.get(name)

@@ -37,8 +37,10 @@ MIN_SECRET_BYTES = 32
 PLACEHOLDERS = ("change-me", "changeme", "change_me", "replace-with", "replace_with",
                 "replace-me", "your-secret", "example", "placeholder", "password")
 
-# Numbers that may be `auto` (held as 0): measured at start instead.
-AUTO = frozenset({"max_speakers"})
+# Caps that may be `none` (held as 0: no cap); `auto`, their word in earlier releases,
+# means the same now.
+UNCAPPED = frozenset({"max_speakers"})
+UNCAPPED_WORDS = frozenset({"none", "auto"})
 
 # Settings that were replaced, with what to set instead.
 RENAMED = {
@@ -140,7 +142,9 @@ class Settings:
     metrics_port: int = 0
 
     # Capacity and limits.
-    max_speakers: int = 0  # 0 (`auto`): what the recogniser's calibration at start says
+    # An operator's cap on speaking sessions; 0 (`none`): everyone may speak (admission
+    # bounds calls by the voices the recogniser carries at once, not speakers).
+    max_speakers: int = 0
     max_sessions: int = 200
     max_room_participants: int = 16
     max_body_bytes: int = 64 * 1024
@@ -253,7 +257,7 @@ class Settings:
         if not 0.0 <= self.vad_threshold < 1.0:
             raise SettingsError("vad_threshold must be between 0 and 1")
         if self.max_speakers < 0:
-            raise SettingsError("max_speakers must be 'auto' or a positive number")
+            raise SettingsError("max_speakers must be 'none' or a positive number")
         for name in ("port", "stt_threads", "stt_beam_size", "stt_batch_size",
                      "translate_model_threads",
                      "max_room_participants", "max_body_bytes", "max_message_bytes",
@@ -311,7 +315,7 @@ def secret_weakness(secret: bytes) -> str | None:
 def _coerce(name: str, type_name: Any, value: Any) -> Any:
     """Turn an environment string (or a TOML value) into the field's type."""
     kind = str(type_name)
-    if name in AUTO and str(value).strip().lower() == "auto":
+    if name in UNCAPPED and str(value).strip().lower() in UNCAPPED_WORDS:
         return 0
     try:
         if kind == "int":

@@ -64,5 +64,6 @@ def speaker_chain(speaker: Participant, room: Room, *, catalog: EngineCatalog,
                 tell_readers_of=room.tell_readers_of, keep=keep, wall_time=room.wall_time),
         translator_for=catalog.translator_for, spoken=spoken, interval_ms=interim_interval_ms)
     pipeline = SpeakerPipeline(stream, captions, sink=interpreter, speaker=speaker,
-                               echo_guard=speaker.echo_guard, clock_ms=room.clock_ms)
+                               echo_guard=speaker.echo_guard, clock_ms=room.clock_ms,
+                               voice=room.voices.voice(info.participant_id))
     return SpeakerChain(pipeline, captions, interpreter, spoken)

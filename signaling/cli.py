@@ -147,8 +147,9 @@ def _languages(settings: Settings, as_json: bool) -> int:
               for lang, v in described["voices"].items()] or ["  none"]
     if "capacity" in described:
         measured = described["capacity"]
-        speakers = f"{measured['speakers']} speaker" + ("" if measured["speakers"] == 1 else "s")
-        lines += ["", f"capacity: {speakers} at once, interims every "
+        voices = f"{measured['voices']} voice" + ("" if measured["voices"] == 1 else "s")
+        lines += ["", f"capacity: {voices} at once (people speaking at the same moment; "
+                  f"everyone in a call may speak), interims every "
                   f"{measured['interim_interval_ms']} ms (a final pass of a "
                   f"{measured['phrase_s']} s phrase: {measured['final_pass_s']} s)"]
     sys.stdout.write("\n".join(lines) + "\n")

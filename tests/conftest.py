@@ -72,9 +72,6 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         "LIVE_INTERPRETER_ICE_HOST_ADDRESSES": "127.0.0.1",
         # Our peers are on loopback (servers started with dev=True allow it anyway).
         "LIVE_INTERPRETER_ICE_ALLOWED_NETWORKS": "127.0.0.0/8",
-        # Rooms of several speakers, whatever this machine's calibration says (the
-        # capacity tests set `auto` themselves).
-        "LIVE_INTERPRETER_MAX_SPEAKERS": "4",
     })
 
 

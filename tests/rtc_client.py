@@ -42,11 +42,15 @@ def load_pcm48(path: str | Path, rate: int = RATE) -> np.ndarray:
 class PcmTrack(MediaStreamTrack):
     kind = "audio"
 
-    def __init__(self, pcm: np.ndarray, lead_silence_s: float = 0.0) -> None:
+    def __init__(self, pcm: np.ndarray, lead_silence_s: float = 0.0,
+                 starts_at: float | None = None) -> None:
+        """`starts_at`: the monotonic time `pcm` begins (silence until then), so that
+        several clients' tracks share one timeline; else `lead_silence_s` after the
+        first frame is asked for."""
         super().__init__()
-        lead = np.zeros(int(lead_silence_s * RATE), dtype=np.int16)
-        self._pcm = np.concatenate([lead, pcm])
+        self._pcm = pcm
         self._lead_s = lead_silence_s
+        self._starts_at = starts_at
         self._pts = 0
         self._t0: float | None = None
         self.audio_t0: float | None = None  # wall time of the first sample of `pcm`
@@ -65,6 +69,10 @@ class PcmTrack(MediaStreamTrack):
             raise MediaStreamError
         if self._t0 is None:
             self._t0 = time.monotonic()
+            if self._starts_at is not None:
+                self._lead_s = max(0.0, self._starts_at - self._t0)
+            lead = np.zeros(int(self._lead_s * RATE), dtype=np.int16)
+            self._pcm = np.concatenate([lead, self._pcm])
             self.audio_t0 = self._t0 + self._lead_s
         wait = self._t0 + self._pts / RATE - time.monotonic()
         if wait > 0:
@@ -114,15 +122,16 @@ class CaptionClient:
         return await self.http.post(f"{self.base_url}/api/sessions", json=body)
 
     async def start(self, audio: np.ndarray | None, lead_silence_s: float = 0.3,
-                    **body: Any) -> None:
+                    *, starts_at: float | None = None, **body: Any) -> None:
         resp = await self.create(**body)
         data = await resp.json()
         if resp.status != 201:
             raise RuntimeError(f"session refused: {resp.status} {data}")
-        await self.connect(data["session_id"], audio, lead_silence_s=lead_silence_s)
+        await self.connect(data["session_id"], audio, lead_silence_s=lead_silence_s,
+                           starts_at=starts_at)
 
     async def connect(self, session_id: str, audio: np.ndarray | None,
-                      *, lead_silence_s: float = 0.3,
+                      *, lead_silence_s: float = 0.3, starts_at: float | None = None,
                       config: RTCConfiguration | None = None) -> None:
         self.session_id = session_id
         self.pc = RTCPeerConnection(config or RTCConfiguration(iceServers=[]))
@@ -133,7 +142,7 @@ class CaptionClient:
         opened = asyncio.Event()
         channel.on("open", opened.set)
         if audio is not None:
-            self.track = PcmTrack(audio, lead_silence_s)
+            self.track = PcmTrack(audio, lead_silence_s, starts_at)
             self.pc.addTrack(self.track)
         else:  # a listener: no microphone, but the interpretation comes back
             self.pc.addTransceiver("audio", direction="recvonly")

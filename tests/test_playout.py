@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fractions
 import itertools
 import time
 
+import av
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from media_server.metrics import REGISTRY
 from media_server.participant import Participant, SessionInfo
 from media_server.playout import FRAME_SAMPLES, RATE, Clip, PlayoutTrack
 from media_server.protocol import SpeechMessage
+from media_server.return_track import EncodedReturnTrack
 from media_server.tempo import MAX_TEMPO
 
 
@@ -219,3 +222,21 @@ async def test_a_listener_close_behind_hears_clips_at_their_own_pace() -> None:
         await track.recv()
     track.stop()
     assert [(u, ms) for u, _, ms in told.started] == [("u-1", 1000)]
+
+
+async def test_webrtc_gets_silence_encoded_once_and_clips_encoded_on_the_sample_clock() -> None:
+    track = PlayoutTrack(Recorder(), gap_ms=0)
+    sent = EncodedReturnTrack(track)
+    silent = [await sent.recv() for _ in range(5)]
+    assert {bytes(p) for p in silent} == {bytes(silent[0])} and len(bytes(silent[0])) < 10
+    track.enqueue(Clip(_tone(0.2), "u-1", "pt"))
+    packets = silent + [await sent.recv() for _ in range(15)]
+    # One 20 ms packet after another on the playout's sample clock, silence and clip alike.
+    assert [p.pts for p in packets] == [n * FRAME_SAMPLES for n in range(20)]
+    assert all(p.time_base == fractions.Fraction(1, RATE) for p in packets)
+    decoder = av.CodecContext.create("libopus", "r")
+    decoded = [frame for p in packets for frame in decoder.decode(p)]
+    levels = [float(np.abs(frame.to_ndarray()).mean()) for frame in decoded]
+    assert max(levels[:5]) < 10 and max(levels[6:14]) > 1000, levels  # silence, then the tone
+    sent.stop()
+    assert track.readyState == "ended"

@@ -23,6 +23,7 @@ class CountingRecognizer:
     def __init__(self, final_pass_differs: bool, pass_s: float = 0.0) -> None:
         self._final_pass_differs = final_pass_differs
         self.passes: list[bool] = []  # final?
+        self.heard: list[tuple[bool, int]] = []  # (final?, samples) per request
         self._pass_s = pass_s
 
     def languages(self) -> frozenset[str]:
@@ -34,6 +35,7 @@ class CountingRecognizer:
     def transcribe(self, requests: Sequence[DecodeRequest]) -> list[Transcript]:
         time.sleep(self._pass_s)  # in the decoder's thread
         self.passes += [r.final for r in requests]
+        self.heard += [(r.final, len(r.audio)) for r in requests]
         return [Transcript(f"heard {len(r.audio)} samples") for r in requests]
 
 

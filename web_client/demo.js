@@ -33,6 +33,13 @@ function setPlayout(state) {
   if (state !== "speaking") $("now-speaking").hidden = true;
 }
 
+// Interims thinned or paused while more people speak than the server carries at once.
+function setRecognition(state) {
+  const badge = $("recognition");
+  badge.hidden = state === "live";
+  badge.textContent = state === "live" ? "" : t(`recognition.${state}`);
+}
+
 function showError(message) {
   errorBox.textContent = message;
   errorBox.hidden = !message;
@@ -137,6 +144,7 @@ function fillTargets() {
 }
 
 function stopped(reason) {
+  setRecognition("live");
   meters.forEach((stop) => stop());
   meters = [];
   session = null;
@@ -174,11 +182,13 @@ async function start() {
   window.interpreterSession = session; // for the browser console (and tests)
   setState(session.speakerState);
   setPlayout(session.playoutState);
+  setRecognition(session.recognitionState);
   session.on("caption", renderCaption);
   session.on("speech", markSpoken);
   session.on("participant", showParticipants);
   session.on("speaker_state", setState);
   session.on("playout_state", setPlayout);
+  session.on("recognition", setRecognition);
   session.on("error", (e) => showError(`${e.message} (${e.code})`));
   session.on("engine", (e) => {
     // A fallback engine serves while a provider is out; say so until it is back.

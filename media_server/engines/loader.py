@@ -101,9 +101,9 @@ async def _load(settings: Settings, closers: list[Closer]) -> Engines:
     tts_deadlines = Deadlines(*settings.deadlines("tts"))
     translators = await _translators(settings, google, models=models, closers=closers,
                                      deadlines=translate_deadlines)
-    # As many Piper workers as speakers the recogniser carries (finals to speak).
+    # As many Piper workers as voices the recogniser carries at once (finals to speak).
     voices = await _voices(settings, google, closers=closers, deadlines=tts_deadlines,
-                           speakers=calibration.speakers if calibration else 1)
+                           voices_at_once=calibration.voices if calibration else 1)
     board = HealthBoard(settings.engine_probe_interval_s)
     stt = speech[0] if len(speech) == 1 else FallbackSpeech(
         [(s, board.register("stt", s.name, _stt_probe(s))) for s in speech])
@@ -156,7 +156,7 @@ async def _translators(settings: Settings, google: GoogleClients | None, *,
 
 
 async def _voices(settings: Settings, google: GoogleClients | None, *, closers: list[Closer],
-                  deadlines: Deadlines, speakers: int) -> list[TextToSpeech]:
+                  deadlines: Deadlines, voices_at_once: int) -> list[TextToSpeech]:
     voices: list[TextToSpeech] = []
     for provider in settings.tts:
         if provider == "google":
@@ -167,7 +167,7 @@ async def _voices(settings: Settings, google: GoogleClients | None, *, closers: 
             await voice.load_voices()
             voices.append(voice)
         else:
-            local_voices, piper = await load_local_voices(speakers)
+            local_voices, piper = await load_local_voices(voices_at_once)
             closers.append(piper.close)
             voices.extend(local_voices)
     return voices

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from media_server.engines.stt.calibration import Calibration, calibrate
+from media_server.engines.stt.capacity import VoiceCapacity
 from media_server.engines.stt.decode_scheduler import DecodeScheduler
 from media_server.engines.stt.stream_adapter import AdapterConfig, StreamAdapter
 from media_server.engines.stt.whisper import WhisperRecognizer
@@ -42,8 +43,8 @@ def _speech_model_factory(provider: str) -> Callable[[], SpeechModel]:
 async def load_whisper(settings: Settings
                        ) -> tuple[StreamAdapter, DecodeScheduler, Calibration]:
     """Whisper behind the VAD stream adapter, loaded off the event loop (joining the
-    packaged weights on first run), and calibrated: how many speakers this machine
-    carries, at what interim cadence."""
+    packaged weights on first run), and calibrated: how many voices at once this
+    machine carries, at what interim cadence (re-estimated as it decodes)."""
 
     def load() -> WhisperRecognizer:
         every, own = settings.stt_models()  # their files checked (check_model_dirs)
@@ -64,7 +65,8 @@ async def load_whisper(settings: Settings
     STT_CALIBRATION.labels("final").set(calibration.final_pass_s)
     STT_CALIBRATION.labels("interim").set(calibration.interim_pass_s)
     speech_model = await asyncio.to_thread(_speech_model_factory, settings.vad_provider)
-    scheduler = DecodeScheduler(recognizer, settings.stt_batch_size)
+    scheduler = DecodeScheduler(recognizer, settings.stt_batch_size,
+                                VoiceCapacity(calibration, settings.stt_interim_interval_ms))
     scheduler.start()
     config = AdapterConfig(
         interim_interval_ms=calibration.interim_interval_ms,

@@ -21,6 +21,7 @@ function describe(message: ServerMessage): string {
     case "speaker_state":
     case "playout_state":
     case "state":
+    case "recognition":
       return message.state;
     case "speech":
       return `${message.utterance_id} #${message.chunk}: ${message.text} (${message.source})`;
@@ -65,6 +66,7 @@ export async function join(element: HTMLAudioElement): Promise<Session> {
   session.on("speaker_state", (state) => console.log(state === "translating"));
   session.on("playout_state", (state) => console.log(state === "speaking"));
   session.on("state", (state) => console.log(state));
+  session.on("recognition", (state) => console.log(state === "paused", session.recognitionState));
   session.on("speech", (speech) => console.log(describe(speech), speech.cut_ms, speech.last));
   session.on("engine", (engine) => console.log(describe(engine)));
   session.on("error", (error) => console.log(error.code, error.message));

@@ -58,6 +58,15 @@ export interface PlayoutStateMessage {
   state: PlayoutState;
 }
 
+/** How often my interims come: thinned or paused while more people speak at once than
+ * the server's recogniser carries (my finals always come), live again once it does. */
+export type RecognitionState = "live" | "thinned" | "paused";
+
+export interface RecognitionMessage {
+  type: "recognition";
+  state: RecognitionState;
+}
+
 export interface StateMessage {
   type: "state";
   state: LegacyState;
@@ -108,6 +117,7 @@ export type ServerMessage =
   | SpeakerStateMessage
   | PlayoutStateMessage
   | StateMessage
+  | RecognitionMessage
   | SpeechMessage
   | EngineMessage
   | ErrorMessage
@@ -135,6 +145,7 @@ export interface SessionEvents {
   playout_state: PlayoutState;
   /** Deprecated: the last change of either state. */
   state: LegacyState;
+  recognition: RecognitionState;
   speech: SpeechMessage;
   engine: EngineMessage;
   error: SessionError;
@@ -188,6 +199,8 @@ export interface Session {
   readonly participantId: string;
   readonly speakerState: SpeakerState;
   readonly playoutState: PlayoutState;
+  /** How often my interims come now ("live" unless the server is busy). */
+  readonly recognitionState: RecognitionState;
   /** Deprecated: the last change of either state. */
   readonly state: LegacyState;
   readonly closed: boolean;

@@ -136,6 +136,7 @@ class Session {
     this.iceServers = info.ice_servers || [];
     this.speakerState = "idle"; // my speech being recognised: idle, listening, translating
     this.playoutState = "idle"; // interpretation playing to me: idle, speaking
+    this.recognitionState = "live"; // my interims: live, thinned or paused (server busy)
     this.state = "idle"; // deprecated: the last change of either
     this.closed = false;
     this.stream = null;
@@ -353,6 +354,9 @@ class Session {
     } else if (message.type === "playout_state") {
       this.playoutState = message.state;
       this._emit("playout_state", message.state);
+    } else if (message.type === "recognition") {
+      this.recognitionState = message.state;
+      this._emit("recognition", message.state);
     } else if (message.type === "state") {
       this.state = message.state; // deprecated; servers send it for one more release
       this._emit("state", message.state);

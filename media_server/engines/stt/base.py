@@ -25,6 +25,17 @@ class SpeechEventKind(StrEnum):
     INTERIM = "interim"  # a revisable hypothesis of the open utterance
     FINAL = "final"  # the utterance's last word; the next event opens a new one
     END = "end"  # the stream is over; no event follows
+    PACE = "pace"  # how often this stream's interims come now changed (`pace`)
+
+
+class InterimPace(StrEnum):
+    """How often a stream's interims are decoded: at the normal cadence, thinned (every
+    other one) or paused (finals only) while more voices speak at once than the
+    recogniser carries."""
+
+    LIVE = "live"
+    THINNED = "thinned"
+    PAUSED = "paused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +46,7 @@ class SpeechEvent:
     end_ms: int = 0
     stability: float = 0.0  # share of `text` that later interims keep (0..1)
     stable_chars: int = 0  # the first `stable_chars` characters of `text` will not change
+    pace: InterimPace | None = None  # PACE events: the stream's interims from now on
 
 
 class SpeechEvents:

@@ -1,22 +1,24 @@
-"""How many speakers this machine's local recogniser carries, measured as it loads.
+"""How many voices at once this machine's local recogniser carries, measured as it loads.
 
-Whisper's cost per pass depends on the CPU, so a fixed `MAX_SPEAKERS` is right on
-one machine only: on a slower one every speaker past what it carries makes everyone
-late instead of the newcomer being told "no". At start the decoder is timed on a
-spoken phrase (espeak-ng, ~4.5 s, decoded as a final and, three quarters of it, as
-an interim, after a warm-up pass) in each language given (one per model the
-recogniser holds: English may have a cheaper model of its own), and the capacity
-follows from what a speaker of the costliest costs the one decode worker:
+Whisper's cost per pass depends on the CPU, so a fixed figure is right on one machine
+only. At start the decoder is timed on a spoken phrase (espeak-ng, ~4.5 s, decoded as
+a final and, three quarters of it, as an interim, after a warm-up pass) in each
+language given (one per model the recogniser holds: English may have a cheaper model
+of its own), and the capacity follows from what one voice, speaking without pause,
+costs the one decode worker:
 
-    load per speaker = interim pass / interim interval + final pass / utterance period
+    load per voice = interim pass / interim interval + final pass / utterance period
 
-Finals go before interims and interims are latest-wins, so a final waits at most for
-the pass in flight plus the finals ahead of it. Keeping the worker busy at most
-`MAX_UTILISATION` of the time keeps that wait, at the 95th percentile, within half
-of an idle final's latency (finals p95 within 1.5x idle, M/D/1 with finals first):
-capacity = floor(MAX_UTILISATION / load per speaker), at least 1. The interim
-cadence the machine affords at that capacity is the interval at which the
-interims' share of the worker stays within that budget.
+A voice is a participant while its VAD hears speech: a silent speaker costs the
+recogniser nothing, so this bounds speech at once, never who may speak (people in a
+call take turns). Finals go before interims and interims are latest-wins, so a final
+waits at most for the pass in flight plus the finals ahead of it. Keeping the worker
+busy at most `MAX_UTILISATION` of the time keeps that wait, at the 95th percentile,
+within half of an idle final's latency (finals p95 within 1.5x idle, M/D/1 with finals
+first): capacity = floor(MAX_UTILISATION / load per voice), at least 1. The interim
+cadence the machine affords at that capacity is the interval at which the interims'
+share of the worker stays within that budget. `capacity.VoiceCapacity` goes on
+re-estimating the figure from the passes the decoder actually makes.
 """
 
 from __future__ import annotations
@@ -54,14 +56,14 @@ class Calibration:
     phrase_s: float  # the spoken phrase's length
     final_pass_s: float  # one final of it
     interim_pass_s: float  # one interim of three quarters of it
-    speakers: int  # speakers the decoder carries with finals p95 within 1.5x idle
+    voices: int  # voices at once the decoder carries with finals p95 within 1.5x idle
     interim_interval_ms: int  # the interim cadence that capacity affords
 
     def describe(self) -> dict[str, float | int]:
         return {"phrase_s": round(self.phrase_s, 2),
                 "final_pass_s": round(self.final_pass_s, 3),
                 "interim_pass_s": round(self.interim_pass_s, 3),
-                "speakers": self.speakers, "interim_interval_ms": self.interim_interval_ms}
+                "voices": self.voices, "interim_interval_ms": self.interim_interval_ms}
 
 
 def spoken_phrase(language: str = "en") -> np.ndarray:
@@ -109,10 +111,10 @@ def calibrate(recognizer: BatchRecognizer, interim_interval_ms: int,
 
 def capacity(phrase_s: float, final_s: float, *, interim_s: float,
              interim_interval_ms: int) -> Calibration:
-    per_speaker = interim_s / (interim_interval_ms / 1000) + final_s / UTTERANCE_PERIOD_S
-    speakers = max(1, int(MAX_UTILISATION / per_speaker))
-    # The interval at which `speakers` streams' interims, with their finals, fit the budget.
-    interim_budget = MAX_UTILISATION / speakers - final_s / UTTERANCE_PERIOD_S
+    per_voice = interim_s / (interim_interval_ms / 1000) + final_s / UTTERANCE_PERIOD_S
+    voices = max(1, int(MAX_UTILISATION / per_voice))
+    # The interval at which `voices` streams' interims, with their finals, fit the budget.
+    interim_budget = MAX_UTILISATION / voices - final_s / UTTERANCE_PERIOD_S
     affordable_ms = round(interim_s / interim_budget * 1000) if interim_budget > 0 else 0
     interval_ms = max(interim_interval_ms, affordable_ms)
-    return Calibration(phrase_s, final_s, interim_s, speakers, interval_ms)
+    return Calibration(phrase_s, final_s, interim_s, voices, interval_ms)

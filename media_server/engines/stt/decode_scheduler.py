@@ -8,6 +8,11 @@ batched call. The recogniser runs in a dedicated thread, never on the event loop
 A final that arrives while interims are being decoded waits for that pass: the time
 interim passes take lately (`interim_pass_s`) lets streams space their interims so
 that this wait stays a small share of a final's latency.
+
+Streams say when their speech starts and ends (`voices`); with a `capacity` (voices at
+once, re-estimated from the passes made here), `interim_pace` tells a stream whether
+its interims go on, thin out or pause while more voices speak than the machine carries
+(`pacing.py`). Without one, every voice keeps its interims.
 """
 
 from __future__ import annotations
@@ -20,8 +25,15 @@ from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from media_server.engines.stt.base import BatchRecognizer, DecodeRequest, Transcript
-from media_server.metrics import DECODE_QUEUE, ENGINE_TIME, FINAL_DECODE_WAIT
+from media_server.engines.stt.base import (
+    BatchRecognizer,
+    DecodeRequest,
+    InterimPace,
+    Transcript,
+)
+from media_server.engines.stt.capacity import VoiceCapacity
+from media_server.engines.stt.pacing import SpeakingVoices
+from media_server.metrics import DECODE_QUEUE, ENGINE_TIME, FINAL_DECODE_WAIT, INTERIMS_SKIPPED
 from media_server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -46,9 +58,12 @@ class SchedulerStats:
 
 
 class DecodeScheduler:
-    def __init__(self, recognizer: BatchRecognizer, batch_size: int = 4) -> None:
+    def __init__(self, recognizer: BatchRecognizer, batch_size: int = 4,
+                 capacity: VoiceCapacity | None = None) -> None:
         self.recognizer = recognizer
         self._batch_size = batch_size
+        self.capacity = capacity
+        self.voices = SpeakingVoices()
         self._finals: deque[_Job] = deque()
         self._interims: dict[Hashable, _Job] = {}
         self._wakeup = asyncio.Event()
@@ -74,6 +89,13 @@ class DecodeScheduler:
     def final_backlog_s(self) -> float:
         """How long the oldest waiting final has waited (0 when none waits)."""
         return time.monotonic() - self._finals[0].enqueued if self._finals else 0.0
+
+    def interim_pace(self, stream: Hashable) -> InterimPace:
+        """How often `stream`'s interims should come now (see `pacing.py`)."""
+        if self.capacity is None:
+            return InterimPace.LIVE
+        behind = self.final_backlog_s > self.capacity.final_pass_s
+        return self.voices.pace(stream, voices=self.capacity.voices, finals_behind=behind)
 
     def submit_final(self, stream: Hashable, request: DecodeRequest) -> asyncio.Future[Transcript]:
         job = _Job(stream, request, asyncio.get_running_loop().create_future())
@@ -106,9 +128,11 @@ class DecodeScheduler:
         if old is not None:
             old.future.cancel()
             self.stats.interims_dropped += 1
+            INTERIMS_SKIPPED.labels("superseded").inc()
 
     def cancel_stream(self, stream: Hashable) -> None:
         """Drop everything a closed stream still waits for."""
+        self.voices.ended(stream)
         self.cancel_interim(stream)
         for job in [j for j in self._finals if j.stream == stream]:
             self._finals.remove(job)
@@ -158,6 +182,8 @@ class DecodeScheduler:
                 ENGINE_TIME.labels("stt", self.recognizer.name).observe(elapsed)
                 if not any(job.request.final for job in batch):
                     self._note_interim_pass(elapsed)
+                if len(batch) == 1 and self.capacity is not None:
+                    self.capacity.observe(final=batch[0].request.final, elapsed_s=elapsed)
                 DECODE_QUEUE.set(len(self._finals))
                 self.stats.batches += 1
                 self.stats.decodes += len(batch)

@@ -13,7 +13,11 @@ Whisper only transcribes whole clips. A stream turns it into live captions:
   quiet lasts to the VAD END the candidate is the final, so decoding overlaps the
   end-of-speech wait instead of following it; if speech resumes, the candidate's
   text serves as an interim;
-- an utterance longer than `max_utterance_ms` is cut and a new one opens.
+- an utterance longer than `max_utterance_ms` is cut and a new one opens;
+- while its utterance is open the stream is one of the voices the scheduler hears;
+  when more speak at once than the recogniser carries, its due interims are thinned
+  or paused as the scheduler says (`pacing.py`), counted, and a PACE event tells the
+  speaker; finals are never left out.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from media_server.audio import STT_SAMPLE_RATE, ms_to_samples, pcm_to_float, samples_to_ms
 from media_server.engines.stt.base import (
     DecodeRequest,
+    InterimPace,
     SpeechEvent,
     SpeechEventKind,
     Transcript,
@@ -34,6 +39,7 @@ from media_server.engines.stt.base import (
 from media_server.engines.stt.decode_scheduler import DecodeScheduler
 from media_server.engines.stt.local_agreement import LocalAgreement
 from media_server.engines.vad.base import VadEvent, VadEventKind, VoiceActivityDetector
+from media_server.metrics import INTERIMS_SKIPPED
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,7 @@ class _Pending:
     start_sample: int
     end_sample: int = 0
     future: asyncio.Future[Transcript] | None = None
+    pace: InterimPace | None = None  # PACE: the stream's interims from now on
 
 
 class StreamAdapter:
@@ -123,6 +130,8 @@ class AdaptedStream:
         self._pending: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._context = ""  # the last finals' text, to condition the next decodes
         self._ended = False
+        self._pace = InterimPace.LIVE
+        self._skipped_last = False  # thinned: every other due interim is left out
 
     # -- audio in ---------------------------------------------------------------
 
@@ -141,6 +150,8 @@ class AdaptedStream:
             self._open_utterance(self._total)
         elif self._candidate is None and self._interim_due():
             self._last_interim = self._total
+            if not self._interim_allowed():
+                return
             request = self._request(self._total, False)
             future = self._scheduler.submit_interim(self._key, request)
             self._interim = (future, self._total, len(request.audio) / STT_SAMPLE_RATE)
@@ -154,6 +165,24 @@ class AdaptedStream:
             return self._total - self._speech_start >= self._min_interim
         spacing = ms_to_samples(round(INTERIM_SPACING * self._scheduler.interim_pass_s * 1000))
         return self._total - self._last_interim >= max(self._interval, spacing)
+
+    def _interim_allowed(self) -> bool:
+        """Whether a due interim is decoded at the pace the scheduler gives now."""
+        self._set_pace(self._scheduler.interim_pace(self._key))
+        if self._pace is InterimPace.LIVE:
+            return True
+        if self._pace is InterimPace.THINNED:
+            self._skipped_last = not self._skipped_last
+            if not self._skipped_last:
+                return True
+        INTERIMS_SKIPPED.labels(self._pace.value).inc()
+        return False
+
+    def _set_pace(self, pace: InterimPace) -> None:
+        if pace is not self._pace:
+            self._pace = pace
+            self._skipped_last = False
+            self._pending.put_nowait(_Pending(SpeechEventKind.PACE, self._total, pace=pace))
 
     def end(self) -> None:
         if self._ended:
@@ -204,6 +233,7 @@ class AdaptedStream:
         return self._scheduler.submit_final(self._key, self._request(self._total, True))
 
     def _open_utterance(self, speech_start: int) -> None:
+        self._scheduler.voices.started(self._key)
         self._speech_start = speech_start
         self._last_interim = speech_start  # no interim yet
         self._interim = None
@@ -220,6 +250,8 @@ class AdaptedStream:
             future = self._scheduler.submit_final(self._key, self._request(speech_end, True))
         self._queue(SpeechEventKind.FINAL, speech_end, future)
         self._speech_start = None
+        self._scheduler.voices.ended(self._key)
+        self._set_pace(InterimPace.LIVE)  # nothing of this voice waits on the others now
         self._trim()
 
     def _queue(
@@ -256,6 +288,10 @@ class AdaptedStream:
             if item.kind is SpeechEventKind.START:
                 agreement = LocalAgreement()
                 yield SpeechEvent(SpeechEventKind.START, start_ms=start_ms, end_ms=start_ms)
+                continue
+            if item.kind is SpeechEventKind.PACE:
+                yield SpeechEvent(SpeechEventKind.PACE, start_ms=start_ms, end_ms=start_ms,
+                                  pace=item.pace)
                 continue
             assert item.future is not None
             try:

@@ -1,7 +1,7 @@
 """Piper (neural English voice `en_US-joe-medium`, CC0) through worker processes.
 
 Each worker loads the voice once and answers one request at a time; a small pool
-(sized by the recogniser's calibration: as many as the speakers it carries, at most
+(sized by the recogniser's calibration: as many as the voices at once it carries, at most
 `MAX_WORKERS`) lets rooms speak at once instead of queueing behind one another. A
 worker that dies is started again on its next request.
 """
