@@ -22,16 +22,14 @@ class SpeakingVoices:
     def __init__(self) -> None:
         self._order: dict[Hashable, None] = {}  # insertion order: who started first
 
-    def __len__(self) -> int:
-        return len(self._order)
-
     def started(self, stream: Hashable) -> None:
         self._order.pop(stream, None)  # a new utterance queues behind those speaking now
         self._order[stream] = None
         STT_VOICES_SPEAKING.set(len(self._order))
 
     def ended(self, stream: Hashable) -> None:
-        if self._order.pop(stream, 0) is None:
+        if stream in self._order:
+            del self._order[stream]
             STT_VOICES_SPEAKING.set(len(self._order))
 
     def pace(self, stream: Hashable, *, voices: int, finals_behind: bool) -> InterimPace:
